@@ -364,16 +364,18 @@ def probe_cameras(host: Host, *, jetson: bool) -> Finding:
 
 
 def probe_engine_cache(host: Host, directory: Path) -> Finding:
-    """Location, size and writability of the TensorRT engine cache."""
+    """Location, size and writability of the TensorRT engine cache (``*.engine`` files plus sidecars and timings)."""
     exists = directory.is_dir()
     files = [p for p in directory.rglob("*") if p.is_file()] if exists else []
+    engines = sum(p.suffix == ".engine" for p in files)
     size = sum(p.stat().st_size for p in files)
     probe = directory
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     writable = host.access(probe, os.W_OK)
-    details = {"path": str(directory), "exists": exists, "files": len(files), "bytes": size, "writable": writable}
-    state = f"{len(files)} files, {size / 2**20:.1f} MiB" if exists else "not created yet"
+    details = {"path": str(directory), "exists": exists, "engines": engines, "files": len(files), "bytes": size}
+    details["writable"] = writable
+    state = f"{engines} engines, {size / 2**20:.1f} MiB" if exists else "not created yet"
     summary = f"{directory} ({state}{'' if writable else ', NOT writable'})"
     fix = None if writable else "set EDGEAFF_CACHE_DIR to a writable directory (docker: mount a volume there)"
     return Finding("engine-cache", writable, summary, details, fix)

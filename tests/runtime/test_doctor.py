@@ -359,7 +359,8 @@ def test_engine_cache_size_and_writability(orin: FakeHost, cache_dir: Path) -> N
     (engines / "model.engine").write_bytes(b"\0" * 3000)
     (engines / "model.json").write_bytes(b"{}")
     cache = finding(diagnose(orin.host()), "engine-cache")
-    assert cache.ok and (cache.details["files"], cache.details["bytes"]) == (2, 3002)
+    assert cache.ok and (cache.details["engines"], cache.details["files"], cache.details["bytes"]) == (1, 2, 3002)
+    assert "(1 engines, 0.0 MiB)" in cache.summary
     orin.denied.add(cache_dir / "engines")
     cache = finding(diagnose(orin.host()), "engine-cache")
     assert not cache.ok and "EDGEAFF_CACHE_DIR" in cache.fix
