@@ -36,7 +36,7 @@ def background(height: int = 480, width: int = 640, seed: int = 0) -> np.ndarray
 
 
 def placement(centre: tuple[float, float], scale: float = 1.0, angle_deg: float = 0.0) -> np.ndarray:
-    """The 2×3 similarity putting the photo's centre (128, 128) at ``centre``, scaled and rotated (counter-clockwise)."""
+    """The 2×3 similarity putting the photo's centre (128, 128) at ``centre``, scaled, rotated counter-clockwise."""
     theta = np.deg2rad(angle_deg)
     rotation = scale * np.array([[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]])
     shift = np.asarray(centre, dtype=np.float64) - rotation @ np.array([128.0, 128.0])

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+
 from edgeaff.export.tflite_reader import TfliteGraph, read_tflite
 from edgeaff.export.tflite_to_onnx import tflite_to_onnx
 from edgeaff.runtime.errors import InvalidInputError, require

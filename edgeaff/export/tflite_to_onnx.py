@@ -121,8 +121,9 @@ class _Builder:
     def convert(self, op: TfliteOperator) -> None:
         handler = _HANDLERS.get(op.kind)
         if handler is None:
+            supported = ", ".join(sorted(_HANDLERS))
             raise InvalidInputError(
-                f"TFLite operator {op.kind} is not supported by the converter (supported: {', '.join(sorted(_HANDLERS))})"
+                f"TFLite operator {op.kind} is not supported by the converter (supported: {supported})"
             )
         for index in op.inputs:
             tensor = self.graph.tensors[index] if index >= 0 else None
@@ -143,7 +144,7 @@ class _Builder:
             weight = weight.transpose(0, 3, 1, 2)  # [O, KH, KW, I] -> [O, I, KH, KW]
             group = 1
         kh, kw = weight.shape[2], weight.shape[3]
-        pads = self._pads(opts, height, width, kh, kw, opts.get("dilation_h", 1), opts.get("dilation_w", 1))
+        pads = self._pads(opts, (height, width), (kh, kw), (opts.get("dilation_h", 1), opts.get("dilation_w", 1)))
         inputs = [self.get(x, "nchw"), self.constant(weight, "weight")]
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             inputs.append(self.constant(self.const(op.inputs[2], "bias").astype(np.float32), "bias"))
@@ -167,20 +168,24 @@ class _Builder:
         attrs: dict[str, Any] = {
             "kernel_shape": [kh, kw],
             "strides": [opts["stride_h"], opts["stride_w"]],
-            "pads": self._pads(opts, height, width, kh, kw, 1, 1),
+            "pads": self._pads(opts, (height, width), (kh, kw), (1, 1)),
         }
         if onnx_op == "AveragePool":
             attrs["count_include_pad"] = 0  # TensorFlow averages over the valid pixels only
         out = self.node(onnx_op, [self.get(x, "nchw")], onnx_op.lower(), **attrs)
         self.set_value(op.outputs[0], self.activation(out, opts.get("activation")), "nchw")
 
-    def _pads(self, opts: dict[str, Any], height: int, width: int, kh: int, kw: int, dh: int, dw: int) -> list[int]:
+    @staticmethod
+    def _pads(
+        opts: dict[str, Any], size: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int]
+    ) -> list[int]:
+        """ONNX pads (top, left, bottom, right) for TFLite's padding mode on an input of ``size`` (H, W)."""
         if opts["padding"] == PADDING_VALID:
             return [0, 0, 0, 0]
         if opts["padding"] != PADDING_SAME:
             raise InvalidInputError(f"padding mode {opts['padding']} is not supported")
-        top, bottom = _same_pads(height, kh, opts["stride_h"], dh)
-        left, right = _same_pads(width, kw, opts["stride_w"], dw)
+        top, bottom = _same_pads(size[0], kernel[0], opts["stride_h"], dilation[0])
+        left, right = _same_pads(size[1], kernel[1], opts["stride_w"], dilation[1])
         return [top, left, bottom, right]
 
     def binary(self, op: TfliteOperator, onnx_op: str) -> None:

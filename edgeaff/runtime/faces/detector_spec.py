@@ -150,9 +150,9 @@ def generate_anchors(spec: FaceDetectorSpec) -> np.ndarray:
         grid_h = -(-spec.input_height // stride)
         grid_w = -(-spec.input_width // stride)
         ys, xs = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")
-        centres = np.stack(
-            [(xs + spec.anchors.offset) / grid_w, (ys + spec.anchors.offset) / grid_h], axis=-1
-        ).reshape(-1, 1, 2)
+        centres = np.stack([(xs + spec.anchors.offset) / grid_w, (ys + spec.anchors.offset) / grid_h], axis=-1).reshape(
+            -1, 1, 2
+        )
         rows.append(np.repeat(centres, same * spec.anchors.per_layer, axis=1).reshape(-1, 2))
         layer += same
     return np.concatenate(rows).astype(np.float32)

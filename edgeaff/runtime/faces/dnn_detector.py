@@ -156,7 +156,9 @@ class DnnFaceDetector:
             InvalidInputError: the frame is not (H, W, 3) uint8, or the region is empty.
         """
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise InvalidInputError(f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}")
+            raise InvalidInputError(
+                f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}"
+            )
         height, width = frame_bgr.shape[:2]
         region: Rect = (0.0, 0.0, float(width), float(height))
         if roi is not None:

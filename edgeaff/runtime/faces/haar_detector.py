@@ -32,13 +32,13 @@ def find_cascade(path: str | Path | None = None) -> Path:
         return file
     cv2: Any = require("cv2", extra="ort", purpose="the Haar face detector")
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    file = Path(folder) / DEFAULT_CASCADE if folder else None
-    if file is None or not file.is_file() or not hasattr(cv2, "CascadeClassifier"):
+    bundled = Path(folder) / DEFAULT_CASCADE if folder else None
+    if bundled is None or not bundled.is_file() or not hasattr(cv2, "CascadeClassifier"):
         raise EdgeaffError(
             f"OpenCV {cv2.__version__} ships no Haar cascade ({DEFAULT_CASCADE}): OpenCV 5 removed them. "
             "Install 'opencv-python-headless<5', pass the cascade file's path, or use the default DNN detector"
         )
-    return file
+    return bundled
 
 
 class HaarFaceDetector:
@@ -108,7 +108,9 @@ class HaarFaceDetector:
         if self._classifier is None:
             raise RuntimeError("HaarFaceDetector: call open() or use it in a 'with' block before detect()")
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise InvalidInputError(f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}")
+            raise InvalidInputError(
+                f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}"
+            )
         height, width = frame_bgr.shape[:2]
         x0, y0, x1, y1 = 0, 0, width, height
         if roi is not None:

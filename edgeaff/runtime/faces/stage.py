@@ -224,7 +224,9 @@ class FaceStage:
         if not self._open:
             raise RuntimeError("FaceStage: use it in a 'with' block (or call __enter__) before process()")
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.dtype != np.uint8:
-            raise InvalidInputError(f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}")
+            raise InvalidInputError(
+                f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}"
+            )
         face: FaceDetection | None = None
         detected = False
         if self.tracker.active and self._since_detection < self.options.detect_every:

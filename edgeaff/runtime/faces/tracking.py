@@ -139,8 +139,12 @@ class KltTracker:
             self.reset()
             return None
         # The fitted map is in patch pixels; conjugate it into frame pixels.
-        to_patch = np.array([[patch.scale[0], 0, -patch.origin[0] * patch.scale[0]],
-                             [0, patch.scale[1], -patch.origin[1] * patch.scale[1]]])
+        to_patch = np.array(
+            [
+                [patch.scale[0], 0, -patch.origin[0] * patch.scale[0]],
+                [0, patch.scale[1], -patch.origin[1] * patch.scale[1]],
+            ]
+        )
         frame_map = _compose(_invert(to_patch), _compose(matrix, to_patch))
         moved_face = _move(face, frame_map, step_scale)
         height, width = frame_bgr.shape[:2]
@@ -164,9 +168,17 @@ class KltTracker:
     def _similarity(cv2: Any, patch: _Patch, current: np.ndarray, matrix: np.ndarray, face: FaceDetection) -> float:
         """Normalised cross-correlation of the face box in the previous patch with the current patch mapped back
         by the fitted motion: about 1 for the same face, near 0 when the points slid onto something else."""
-        back = cv2.warpAffine(current, matrix, current.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                              borderMode=cv2.BORDER_REPLICATE)
-        (x0, y0), (x1, y1) = patch.to_patch(face.box[:2].astype(np.float64)), patch.to_patch(face.box[2:].astype(np.float64))
+        back = cv2.warpAffine(
+            current,
+            matrix,
+            current.shape[::-1],
+            flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        (x0, y0), (x1, y1) = (
+            patch.to_patch(face.box[:2].astype(np.float64)),
+            patch.to_patch(face.box[2:].astype(np.float64)),
+        )
         rows = slice(max(int(y0), 0), max(int(y1), 1))
         cols = slice(max(int(x0), 0), max(int(x1), 1))
         a = patch.gray[rows, cols].astype(np.float32).ravel()
@@ -176,8 +188,11 @@ class KltTracker:
         return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
     def _flow(self, cv2: Any, previous: np.ndarray, current: np.ndarray, points: np.ndarray) -> tuple[Any, Any] | None:
-        params = {"winSize": (15, 15), "maxLevel": 2,
-                  "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)}
+        params = {
+            "winSize": (15, 15),
+            "maxLevel": 2,
+            "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
+        }
         start = points.reshape(-1, 1, 2)
         forward, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, start, None, **params)
         backward, status_back, _ = cv2.calcOpticalFlowPyrLK(current, previous, forward, None, **params)
@@ -194,22 +209,20 @@ class KltTracker:
         cx, cy = face.center
         half = side * (0.5 + self.options.margin)
         scale = self.options.face_size / side
-        size = max(int(round(2 * half * scale)), 16)
+        size = max(round(2 * half * scale), 16)
         origin = np.array([cx - half, cy - half])
         actual = np.array([size / (2 * half), size / (2 * half)])
         return _Patch(self._patch_at(frame_bgr, origin, actual, (size, size)), origin, actual)
 
     @staticmethod
-    def _patch_at(
-        frame_bgr: np.ndarray, origin: np.ndarray, scale: np.ndarray, shape: tuple[int, ...]
-    ) -> np.ndarray:
+    def _patch_at(frame_bgr: np.ndarray, origin: np.ndarray, scale: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Grey patch of ``shape`` whose (0, 0) is frame point ``origin``, at ``scale`` patch px per frame px."""
         cv2: Any = require("cv2", extra="ort", purpose="face tracking")
         height, width = frame_bgr.shape[:2]
         x0, y0 = origin
         x1, y1 = x0 + shape[1] / scale[0], y0 + shape[0] / scale[1]
-        cx0, cy0 = max(int(math.floor(x0)), 0), max(int(math.floor(y0)), 0)
-        cx1, cy1 = min(int(math.ceil(x1)), width), min(int(math.ceil(y1)), height)
+        cx0, cy0 = max(math.floor(x0), 0), max(math.floor(y0), 0)
+        cx1, cy1 = min(math.ceil(x1), width), min(math.ceil(y1), height)
         if cx1 - cx0 < 2 or cy1 - cy0 < 2:
             return np.zeros(shape[:2], dtype=np.uint8)
         gray = cv2.cvtColor(frame_bgr[cy0:cy1, cx0:cx1], cv2.COLOR_BGR2GRAY)
@@ -221,11 +234,10 @@ class KltTracker:
             gray = cv2.resize(gray, None, fx=pre, fy=pre, interpolation=cv2.INTER_AREA)
         rel = scale / pre
         shift = 0.5 / pre - 0.5
-        matrix = np.array(
-            [[rel[0], 0, (shift + cx0 - x0) * scale[0]], [0, rel[1], (shift + cy0 - y0) * scale[1]]]
+        matrix = np.array([[rel[0], 0, (shift + cx0 - x0) * scale[0]], [0, rel[1], (shift + cy0 - y0) * scale[1]]])
+        return cv2.warpAffine(
+            gray, matrix, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
-        return cv2.warpAffine(gray, matrix, (shape[1], shape[0]), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)
 
     def _seed(self, patch: _Patch, face: FaceDetection, keep: np.ndarray | None = None) -> np.ndarray:
         cv2: Any = require("cv2", extra="ort", purpose="face tracking")
@@ -237,8 +249,9 @@ class KltTracker:
         for x, y in existing.astype(int):
             cv2.circle(mask, (int(x), int(y)), 3, 0, -1)
         wanted = self.options.max_points - len(existing)
-        corners = cv2.goodFeaturesToTrack(patch.gray, maxCorners=max(wanted, 1), qualityLevel=0.01,
-                                          minDistance=3, mask=mask, blockSize=5)
+        corners = cv2.goodFeaturesToTrack(
+            patch.gray, maxCorners=max(wanted, 1), qualityLevel=0.01, minDistance=3, mask=mask, blockSize=5
+        )
         found = np.zeros((0, 2), dtype=np.float32) if corners is None else corners.reshape(-1, 2)
         return np.concatenate([existing, found]).astype(np.float32)
 

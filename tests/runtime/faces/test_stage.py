@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from face_scenes import background, face_bgr, paste, placement, scene, transform_points, FACE_POINTS
+from face_scenes import FACE_POINTS, background, face_bgr, paste, placement, scene, transform_points
 
 from edgeaff.runtime.backends.base import Runner, TensorSpec
 from edgeaff.runtime.backends.ort import OrtRunner
@@ -54,7 +54,6 @@ def test_subject_selection_with_two_faces(detector_onnx: Path, select: str, whic
 
 def test_the_followed_subject_keeps_the_stream_when_a_bigger_face_appears(detector_onnx: Path) -> None:
     small_alone = paste(background(), placement((480, 220), 0.9))
-    _, _, small_eyes = _two_faces()
     both = paste(small_alone, placement((170, 250), 1.4))
     with FaceStage.dnn(detector_onnx, options=FaceStageOptions(detect_every=2)) as stage:
         first = stage.process(small_alone)
