@@ -29,6 +29,7 @@ class TrackerOptions:
         margin: the patch extends this many box sizes beyond the box on each side (the largest motion per frame
             that can be followed).
         max_points: corner features kept.
+        window: Lucas-Kanade window side, patch pixels.
         min_points: fewer surviving points (or RANSAC inliers) than this loses the track.
         min_inlier_ratio: a smaller share of RANSAC inliers loses the track.
         forward_backward: largest forward-backward flow error kept, in patch pixels.
@@ -40,7 +41,8 @@ class TrackerOptions:
 
     face_size: int = 64
     margin: float = 0.5
-    max_points: int = 48
+    max_points: int = 32
+    window: int = 11
     min_points: int = 8
     min_inlier_ratio: float = 0.5
     forward_backward: float = 1.0
@@ -49,10 +51,16 @@ class TrackerOptions:
     min_similarity: float = 0.6
 
     def __post_init__(self) -> None:
-        if self.face_size < 16 or self.margin <= 0 or self.min_points < 3 or self.max_points < self.min_points:
-            raise ValueError(
-                f"tracker: face_size >= 16, margin > 0, 3 <= min_points <= max_points; got {self.face_size}, "
-                f"{self.margin}, {self.min_points}, {self.max_points}"
+        if (
+            self.face_size < 16
+            or self.margin <= 0
+            or self.min_points < 3
+            or self.max_points < self.min_points
+            or self.window < 5
+        ):
+            raise InvalidInputError(
+                f"tracker: face_size >= 16, margin > 0, 3 <= min_points <= max_points, window >= 5; got "
+                f"{self.face_size}, {self.margin}, {self.min_points}, {self.max_points}, {self.window}"
             )
 
 
@@ -189,7 +197,7 @@ class KltTracker:
 
     def _flow(self, cv2: Any, previous: np.ndarray, current: np.ndarray, points: np.ndarray) -> tuple[Any, Any] | None:
         params = {
-            "winSize": (15, 15),
+            "winSize": (self.options.window, self.options.window),
             "maxLevel": 2,
             "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
         }

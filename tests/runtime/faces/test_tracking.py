@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from face_scenes import FACE_POINTS, INTEROCULAR, background, paste, placement, scene, transform_points
 
 from edgeaff.runtime.faces import FaceStage, FaceStageOptions
@@ -27,13 +28,22 @@ def _true_detection(frame_index: int) -> FaceDetection:
     return FaceDetection(box, 0.9, truth.astype(np.float32))
 
 
-def test_tracker_follows_translation_rotation_and_scale() -> None:
+def _camera(frame: np.ndarray, index: int, rng: np.random.Generator) -> np.ndarray:
+    """Sensor noise (sigma 6) and light brightening by 1 % per frame."""
+    noisy = frame.astype(np.float32) * (1 + 0.01 * index) + rng.normal(0, 6, frame.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("camera", [False, True])
+def test_tracker_follows_translation_rotation_and_scale(camera: bool) -> None:
     """Started from the true points, the tracked points stay within 3 px of the truth for 30 frames (the face
-    moves 190 px, grows 30 % and turns 24° meanwhile)."""
+    moves 190 px, grows 30 % and turns 24° meanwhile), with or without noise and changing light."""
+    rng = np.random.default_rng(0)
     tracker = KltTracker()
     assert tracker.start(_moving(0)[0], _true_detection(0))
     for index in range(1, 31):
         frame, truth, _ = _moving(index)
+        frame = _camera(frame, index, rng) if camera else frame
         moved = tracker.step(frame)
         assert moved is not None, f"lost at frame {index}"
         assert moved.keypoints is not None
