@@ -189,7 +189,7 @@ def blazeface_full_range(**overrides: Any) -> FaceDetectorSpec:
         "anchors": AnchorSpec(strides=(4,), per_layer=1),
         "box_scale": 192.0,
         "keypoints": BLAZEFACE_KEYPOINTS,
-        "min_score": 0.6,
+        "min_score": 0.5,
         "nms_iou": 0.3,
     }
     values.update(overrides)
