@@ -27,12 +27,15 @@ FACE_PHOTO = REPO / "tests" / "data" / "astronaut_face.jpg"
 
 
 def _video(frames: int, width: int, height: int) -> Iterator[np.ndarray]:
-    """A face drifting on a smooth background: 3 px/frame right, 1 px/frame down, slowly turning and growing."""
+    """A face drifting across a smooth background (40 % of the width, 20 % of the height over the clip) while
+    slowly turning (±10°) and growing (+30 %)."""
     import cv2
 
     face = cv2.imread(str(FACE_PHOTO))
     rng = np.random.default_rng(0)
-    noise = rng.integers(40, 200, (height // 8, width // 8, 3), dtype=np.uint8)
+    # Large soft blobs, like an out-of-focus room. (Busy high-contrast texture makes the Haar cascade several
+    # times slower: ~300 ms instead of ~15 ms per 320x240 frame here.)
+    noise = rng.integers(40, 200, (height // 40, width // 40, 3), dtype=np.uint8)
     background = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
     base = min(width, height) / 480
     for index in range(frames):
@@ -50,6 +53,7 @@ def _video(frames: int, width: int, height: int) -> Iterator[np.ndarray]:
 def _stats(samples: list[float]) -> dict[str, float]:
     ms = np.asarray(samples) * 1e3
     return {
+        "min": float(ms.min()),
         "p50": float(np.percentile(ms, 50)),
         "p90": float(np.percentile(ms, 90)),
         "p99": float(np.percentile(ms, 99)),
@@ -186,14 +190,12 @@ def main() -> None:
         f"\nFace stage, {width}x{height} frames, {args.frames} frames per stage run, detector threads "
         f"{args.threads}; CPU: {_cpu()}\n"
     )
-    print("| what | p50 ms | p90 ms | p99 ms | mean ms | n |")
-    print("|---|---|---|---|---|---|")
+    print("| what | min ms | p50 ms | p90 ms | p99 ms | mean ms | n |")
+    print("|---|---|---|---|---|---|---|")
     for name, row in rows.items():
         extra = f" ({counts[name]})" if name in counts else ""
-        print(
-            f"| {name}{extra} | {row['p50']:.3f} | {row['p90']:.3f} | {row['p99']:.3f} | {row['mean']:.3f} | "
-            f"{row['n']} |"
-        )
+        cells = " | ".join(f"{row[key]:.3f}" for key in ("min", "p50", "p90", "p99", "mean"))
+        print(f"| {name}{extra} | {cells} | {row['n']} |")
     result = {
         "frame_size": [width, height],
         "frames": args.frames,

@@ -123,7 +123,7 @@ class KltTracker:
         cv2: Any = require("cv2", extra="ort", purpose="face tracking")
         face, patch, opts = self._face, self._patch, self.options
         if face is None or patch is None:
-            raise InvalidInputError("KltTracker.step() needs a face: call start() first")
+            raise RuntimeError("KltTracker.step() needs a face: call start() first")
         current = self._patch_at(frame_bgr, patch.origin, patch.scale, patch.gray.shape)
         moved = self._flow(cv2, patch.gray, current, self._points)
         if moved is None:
@@ -195,7 +195,9 @@ class KltTracker:
         denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
         return float((a * b).sum() / denominator) if denominator > 0 else 0.0
 
-    def _flow(self, cv2: Any, previous: np.ndarray, current: np.ndarray, points: np.ndarray) -> tuple[Any, Any] | None:
+    def _flow(
+        self, cv2: Any, previous: np.ndarray, current: np.ndarray, points: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         params = {
             "winSize": (self.options.window, self.options.window),
             "maxLevel": 2,
