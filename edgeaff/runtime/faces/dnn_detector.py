@@ -78,6 +78,13 @@ class DnnFaceDetector:
         if not self.runner.is_active:
             self.runner.__enter__()
             self._owns_runner = True
+        try:
+            self._check_graph()
+        except BaseException:
+            self.close()
+            raise
+
+    def _check_graph(self) -> None:
         spec = self.spec
         inputs = {t.name: t for t in self.runner.inputs}
         outputs = {t.name: t for t in self.runner.outputs}
