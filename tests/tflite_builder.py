@@ -265,6 +265,16 @@ def resize_options(*, align_corners: bool = False, half_pixel_centers: bool = Fa
     return tflite.BuiltinOptions.ResizeBilinearOptions, build
 
 
+def nearest_options(*, align_corners: bool = False, half_pixel_centers: bool = False) -> Any:
+    def build(b: flatbuffers.Builder) -> int:
+        tflite.ResizeNearestNeighborOptionsStart(b)
+        tflite.ResizeNearestNeighborOptionsAddAlignCorners(b, align_corners)
+        tflite.ResizeNearestNeighborOptionsAddHalfPixelCenters(b, half_pixel_centers)
+        return tflite.ResizeNearestNeighborOptionsEnd(b)
+
+    return tflite.BuiltinOptions.ResizeNearestNeighborOptions, build
+
+
 def reshape_options(shape: tuple[int, ...]) -> Any:
     def build(b: flatbuffers.Builder) -> int:
         vector = b.CreateNumpyVector(np.array(shape, dtype=np.int32))

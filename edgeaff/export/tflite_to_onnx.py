@@ -261,13 +261,16 @@ class _Builder:
         if op.options.get("align_corners"):
             transform = "align_corners"
         elif op.options.get("half_pixel_centers"):
-            transform = "half_pixel" if mode == "linear" else "tf_half_pixel_for_nn"
+            transform = "half_pixel"
         else:
             transform = "asymmetric"
         sizes = self.constant(np.array([batch, channels, size[0], size[1]], dtype=np.int64), "sizes")
         attrs: dict[str, Any] = {"mode": mode, "coordinate_transformation_mode": transform}
         if mode == "nearest":
-            attrs["nearest_mode"] = "round_prefer_ceil" if op.options.get("align_corners") else "floor"
+            # TFLite: floor(x * scale) by default, round-half-up with align_corners or half-pixel centres
+            # (floor((x + 0.5) * scale) == round_prefer_ceil((x + 0.5) * scale - 0.5)).
+            plain = not (op.options.get("align_corners") or op.options.get("half_pixel_centers"))
+            attrs["nearest_mode"] = "floor" if plain else "round_prefer_ceil"
         out = self.node("Resize", [self.get(x, "nchw"), "", "", sizes], "resize", **attrs)
         self.set_value(op.outputs[0], out, "nchw")
 

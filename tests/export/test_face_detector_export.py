@@ -22,6 +22,7 @@ from tflite_builder import (
     concat_options,
     conv2d_options,
     depthwise_options,
+    nearest_options,
     pool_options,
     reshape_options,
     resize_options,
@@ -177,6 +178,14 @@ def _small_model(path: Path) -> Path:
     flat_b = m.op("RESHAPE", [m.op("RELU", [conv], (1, 5, 6, 4))], (1, 30, 4), reshape_options((1, 30, 4)))
     m.output(m.op("CONCATENATION", [flat_a, flat_a], (1, 70, 5), concat_options(1), name="rows"))
     m.output(m.op("RELU6", [flat_b], (1, 30, 4), name="features"))
+    nearest = [
+        m.op("RESIZE_NEAREST_NEIGHBOR", [shifted, m.const(f"size_n{i}", np.int32([7, 9]))], (1, 7, 9, 8), options)
+        for i, options in enumerate(
+            [nearest_options(), nearest_options(half_pixel_centers=True), nearest_options(align_corners=True)]
+        )
+    ]
+    stacked = m.op("CONCATENATION", nearest, (1, 7, 9, 24), concat_options(3))
+    m.output(m.op("RELU_N1_TO_1", [stacked], (1, 7, 9, 24), name="nearest"))
     return m.save(path)
 
 
@@ -189,7 +198,7 @@ def test_every_supported_operator_matches_the_tflite_interpreter(tmp_path: Path)
     for _ in range(3):
         feed = rng.uniform(-1, 1, (1, 9, 11, 3)).astype(np.float32)
         expected, got = _litert(source, feed), _ort(tmp_path / "small.onnx", feed)
-        assert set(got) == set(expected) == {"rows", "features"}
+        assert set(got) == set(expected) == {"rows", "features", "nearest"}
         for name in got:
             np.testing.assert_allclose(got[name], expected[name], atol=1e-5, rtol=0)
 
