@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
@@ -95,6 +96,14 @@ def _cpu() -> str:
     return platform.processor() or platform.machine()
 
 
+def _load() -> float | None:
+    """1-minute load average (other processes competing for the CPU make every figure but the minimum noisy)."""
+    try:
+        return float(Path("/proc/loadavg").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=150, help="frames per stage run")
@@ -112,6 +121,7 @@ def main() -> None:
     from edgeaff.runtime.faces.haar_detector import HaarFaceDetector
     from edgeaff.runtime.faces.tracking import KltTracker
 
+    load_before = _load()
     rows: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -188,7 +198,7 @@ def main() -> None:
 
     print(
         f"\nFace stage, {width}x{height} frames, {args.frames} frames per stage run, detector threads "
-        f"{args.threads}; CPU: {_cpu()}\n"
+        f"{args.threads}; CPU: {_cpu()}, {os.cpu_count()} cores; load average {load_before} -> {_load()}\n"
     )
     print("| what | min ms | p50 ms | p90 ms | p99 ms | mean ms | n |")
     print("|---|---|---|---|---|---|---|")
@@ -201,6 +211,8 @@ def main() -> None:
         "frames": args.frames,
         "detector_threads": args.threads,
         "cpu": _cpu(),
+        "cpu_count": os.cpu_count(),
+        "load_average": [load_before, _load()],
         "versions": _versions(),
         "ms": rows,
         "stage_counts": counts,
