@@ -225,6 +225,64 @@ def doctor(
         raise typer.Exit(code=1)
 
 
+@app.command("prepare")
+def prepare(
+    affwild2_root: Annotated[
+        Path, typer.Argument(help="Aff-Wild2 root (annotations/VA_Set, cropped_aligned, videos).")
+    ],
+    out_dir: Annotated[Path, typer.Argument(help="Where to write the prepared dataset.")],
+    vggish_weights: Annotated[
+        str | None,
+        typer.Option("--vggish-weights", help="VGGish weights: vggish-10086976.pth, or random:SEED for demos/tests."),
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Videos processed in parallel.")] = 1,
+    mfcc: Annotated[
+        str, typer.Option("--mfcc", help="MFCC implementation: opensmile (reference) or numpy.")
+    ] = "opensmile",
+    subjects: Annotated[
+        Path | None, typer.Option("--subjects", help="trial→subject map (CSV trial,subject or JSON) for the folds.")
+    ] = None,
+    device: Annotated[str, typer.Option("--device", help="Device for VGGish: cpu or cuda.")] = "cpu",
+) -> None:
+    """Extract faces, MFCC and VGGish features and labels per trial (resumable), then the six folds."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from edgeaff.train.prepare import prepare_dataset
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("prepare"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("prepare", total=None, last="")
+
+        def report(event: str, done: int, total: int, name: str | None) -> None:
+            progress.update(task, completed=done, total=total, last=name or "")
+
+        document = prepare_dataset(
+            affwild2_root,
+            out_dir,
+            vggish_weights=vggish_weights,
+            workers=workers,
+            mfcc_backend=mfcc,
+            subjects_file=subjects,
+            device=device,
+            on_progress=report,
+        )
+    trials = document["trials"]
+    frames = sum(t["length"] for t in trials.values())
+    typer.echo(f"prepared {len(trials)} trials ({frames} labelled frames) in {out_dir}: dataset.json, folds.json")
+    if document["failed"]:
+        for name, reason in document["failed"].items():
+            typer.echo(f"failed: {name}: {reason}", err=True)
+        raise typer.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code, without a traceback.
 

@@ -1,0 +1,298 @@
+"""``edgeaff prepare``: Aff-Wild2 (or the same layout) → the prepared dataset training reads (reference §4.1-4.5).
+
+Per trial, for every labelled row i of the annotation file (rows with a -5 are dropped):
+
+* ``frame.npy``: ``cropped_aligned/<trial>/<i+1:05d>.jpg`` resized to 48×48 RGB (Pillow bicubic), black if missing;
+* ``mfcc.npy``: MFCC-39 row ``int(round(i / fps / 0.01))`` (clamped to the last row) of the whole track's 100 Hz
+  MFCCs (openSMILE by default; the numpy implementation with ``--mfcc numpy``);
+* ``vggish.npy``: the raw 128-D VGGish embedding of example i — the 0.96 s log-mel window starting at frame i's time
+  (clamped to the last example);
+* ``label.npy``: [valence, arousal].
+
+fps is the video's (OpenCV semantics). Work is grouped by video, so ``_left``/``_right`` trials share one audio
+decode. A trial directory appears atomically (built under a temporary name, then renamed), so an interrupted run
+leaves finished trials and no half-written ones; rerunning skips what is done. A failing trial is reported and
+skipped; the others complete. At the end ``dataset.json`` and ``folds.json`` (the six folds with their training-split
+normalisation statistics) are written.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgeaff
+from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
+from edgeaff.runtime.files import atomic_output
+from edgeaff.runtime.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
+from edgeaff.runtime.spec import FeatureSpec, VggishSpec
+from edgeaff.train.affwild2 import RawTrial, discover_trials, load_subject_map, read_labels
+
+MFCC_BACKENDS = ("opensmile", "numpy")
+VGGISH_BATCH = 64
+_TMP_PREFIX = ".tmp-"
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareSettings:
+    """Everything that determines the prepared arrays (recorded in dataset.json and checked on resume)."""
+
+    vggish_weights: str
+    mfcc_backend: str = "opensmile"
+    device: str = "cpu"
+
+
+class VideoPreparer:
+    """Computes the arrays of all trials of one video. One instance per worker process (it holds VGGish)."""
+
+    def __init__(self, settings: PrepareSettings, threads: int | None = None) -> None:
+        import torch
+
+        from edgeaff.train.vggish import load_vggish
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.settings = settings
+        self.vggish, self.vggish_info = load_vggish(settings.vggish_weights)
+        self.vggish.to(settings.device)
+
+    def feature_spec(self) -> FeatureSpec:
+        """The feature spec with this run's VGGish weights."""
+        return dataclasses.replace(
+            FeatureSpec(),
+            vggish=VggishSpec(weights_source=self.vggish_info.source, weights_sha256=self.vggish_info.sha256),
+        )
+
+    def prepare_video(self, trials: list[RawTrial], out: Path) -> dict[str, dict[str, Any]]:
+        """Prepare the trials of one video; returns ``{trial: entry or {"error": ...}}``."""
+        from edgeaff.runtime.audio import decode_audio
+        from edgeaff.runtime.media import probe_media
+
+        results: dict[str, dict[str, Any]] = {}
+        try:
+            info = probe_media(trials[0].video)
+            if info.fps is None:
+                raise InvalidInputError(f"{trials[0].video}: no video stream, so no frame rate to align features with")
+            audio = decode_audio(trials[0].video)
+            mfcc_all = self._mfcc(audio)
+            from edgeaff.runtime.logmel import log_mel
+
+            log_mel_rows = log_mel(audio)
+        except EdgeaffError as exc:
+            return {trial.name: {"error": str(exc)} for trial in trials}
+        for trial in trials:
+            try:
+                results[trial.name] = self._prepare_trial(
+                    trial, out, fps=info.fps, mfcc_all=mfcc_all, log_mel_rows=log_mel_rows, samples=len(audio)
+                )
+            except EdgeaffError as exc:
+                results[trial.name] = {"error": str(exc)}
+        return results
+
+    def _mfcc(self, audio: np.ndarray) -> np.ndarray:
+        if self.settings.mfcc_backend == "opensmile":
+            from edgeaff.runtime.mfcc_opensmile import mfcc39_opensmile
+
+            return mfcc39_opensmile(audio)
+        from edgeaff.runtime.mfcc import mfcc39
+
+        return mfcc39(audio)
+
+    def _vggish(self, log_mel_rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        import torch
+
+        from edgeaff.runtime.logmel import examples_at_rows
+
+        unique, inverse = np.unique(starts, return_inverse=True)
+        embeddings = np.empty((len(unique), 128), dtype=np.float32)
+        with torch.no_grad():
+            for begin in range(0, len(unique), VGGISH_BATCH):
+                chunk = examples_at_rows(log_mel_rows, unique[begin : begin + VGGISH_BATCH]).astype(np.float32)
+                tensor = torch.from_numpy(chunk).to(self.settings.device)
+                embeddings[begin : begin + len(chunk)] = self.vggish(tensor).cpu().numpy()
+        return embeddings[inverse]
+
+    def _prepare_trial(
+        self, trial: RawTrial, out: Path, *, fps: float, mfcc_all: np.ndarray, log_mel_rows: np.ndarray, samples: int
+    ) -> dict[str, Any]:
+        from edgeaff.runtime.alignment import mfcc_rows_for_fps, vggish_starts_for_fps
+        from edgeaff.runtime.face_image import black_face, load_face_image
+
+        labels, rows, total_rows = read_labels(trial.annotation)
+        frames = np.empty((len(rows), 48, 48, 3), dtype=np.uint8)
+        missing = 0
+        for position, row in enumerate(rows):
+            face = load_face_image(trial.faces_dir / f"{int(row) + 1:05d}.jpg")
+            if face is None:
+                missing += 1
+                face = black_face()
+            frames[position] = face
+        mfcc = mfcc_all[mfcc_rows_for_fps(rows, fps, len(mfcc_all))].astype(np.float32)
+        vggish = self._vggish(log_mel_rows, vggish_starts_for_fps(rows, fps, len(log_mel_rows)))
+        entry = {
+            "partition": trial.partition,
+            "length": len(rows),
+            "fps": fps,
+            "video": str(trial.video.name),
+            "video_name": trial.video_name,
+            "subject": trial.subject,
+            "annotation_rows": total_rows,
+            "missing_faces": missing,
+            "audio_seconds": round(samples / 16000, 3),
+        }
+        tmp = out / f"{_TMP_PREFIX}{trial.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, array in (("frame", frames), ("mfcc", mfcc), ("vggish", vggish), ("label", labels)):
+            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
+        (tmp / "trial.json").write_text(json.dumps(entry, indent=1, sort_keys=True))
+        for file in tmp.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(tmp, out / trial.name)
+        return entry
+
+
+_WORKER: VideoPreparer | None = None
+
+
+def _init_worker(settings: PrepareSettings, threads: int) -> None:
+    global _WORKER  # noqa: PLW0603 - one preparer (with its VGGish) per worker process
+    _WORKER = VideoPreparer(settings, threads)
+
+
+def _work(trials: list[RawTrial], out: str) -> dict[str, dict[str, Any]]:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.prepare_video(trials, Path(out))
+
+
+def _existing_settings(out: Path) -> dict[str, Any] | None:
+    path = out / "dataset.json"
+    if not path.is_file():
+        return None
+    try:
+        return dict(json.loads(path.read_text()).get("settings") or {})
+    except json.JSONDecodeError:
+        return None
+
+
+def prepare_dataset(
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    vggish_weights: str | None,
+    workers: int = 1,
+    mfcc_backend: str = "opensmile",
+    subjects_file: str | Path | None = None,
+    device: str = "cpu",
+    on_progress: Callable[[str, int, int, str | None], None] | None = None,
+) -> dict[str, Any]:
+    """Prepare every annotated trial under ``root`` into ``out_dir`` (resumable).
+
+    Returns:
+        The ``dataset.json`` document (its ``failed`` entry lists trials that could not be prepared).
+
+    Raises:
+        InvalidInputError: no VGGish weights, unknown options, a raw tree that is not in the expected layout, or an
+            output prepared with different settings.
+    """
+    from edgeaff.train.vggish import vggish_weights_help
+
+    if not vggish_weights:
+        raise InvalidInputError(f"--vggish-weights is required. {vggish_weights_help()}")
+    if mfcc_backend not in MFCC_BACKENDS:
+        raise InvalidInputError(f"unknown --mfcc '{mfcc_backend}'; choose one of {', '.join(MFCC_BACKENDS)}")
+    if workers < 1:
+        raise InvalidInputError("--workers must be at least 1")
+    source, out = Path(root), Path(out_dir)
+    subjects = load_subject_map(subjects_file) if subjects_file else None
+    trials, problems = discover_trials(source, subjects=subjects)
+    settings = PrepareSettings(vggish_weights=vggish_weights, mfcc_backend=mfcc_backend, device=device)
+    preparer: VideoPreparer | None = VideoPreparer(settings)
+    assert preparer is not None
+    spec = preparer.feature_spec()
+    recorded = {
+        "vggish_sha256": spec.vggish.weights_sha256,
+        "mfcc_backend": mfcc_backend,
+        "source_root": str(source.resolve()),
+    }
+    previous = _existing_settings(out)
+    if previous is not None and previous != recorded:
+        raise InvalidInputError(
+            f"{out} was prepared with other settings ({previous}); use a new OUT_DIR or delete it first"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{_TMP_PREFIX}*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    done = {t.name for t in trials if (out / t.name / "trial.json").is_file()}
+    by_video: dict[str, list[RawTrial]] = defaultdict(list)
+    for trial in trials:
+        if trial.name not in done:
+            by_video[str(trial.video)].append(trial)
+    total, finished = len(trials), len(done)
+    failed: dict[str, str] = dict(problems)
+    if on_progress:
+        on_progress("start", finished, total, None)
+
+    def collect(results: dict[str, dict[str, Any]]) -> None:
+        nonlocal finished
+        for name, entry in results.items():
+            finished += 1
+            if "error" in entry:
+                failed[name] = entry["error"]
+            if on_progress:
+                on_progress("trial", finished, total, name if "error" not in entry else f"{name} FAILED")
+
+    if workers == 1:
+        for group in by_video.values():
+            collect(preparer.prepare_video(group, out))
+    else:
+        preparer = None  # the workers load their own VGGish
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(settings, threads)
+        ) as pool:
+            futures = [pool.submit(_work, group, str(out)) for group in by_video.values()]
+            for future in concurrent.futures.as_completed(futures):
+                collect(future.result())
+    return _write_dataset(out, trials, failed, spec, recorded)
+
+
+def _write_dataset(
+    out: Path, trials: list[RawTrial], failed: dict[str, str], spec: FeatureSpec, settings: dict[str, Any]
+) -> dict[str, Any]:
+    from edgeaff.train.folds import compute_folds, write_folds
+
+    entries = {}
+    for trial in trials:
+        path = out / trial.name / "trial.json"
+        if path.is_file() and trial.name not in failed:
+            entries[trial.name] = json.loads(path.read_text())
+    document = {
+        "format": DATASET_FORMAT,
+        "schema_version": DATASET_SCHEMA_VERSION,
+        "feature_spec": spec.to_dict(),
+        "settings": settings,
+        "trials": dict(sorted(entries.items())),
+        "failed": dict(sorted(failed.items())),
+        "versions": {"edgeaff": edgeaff.__version__, "python": platform.python_version()},
+    }
+    if not entries:
+        raise InvalidInputError(f"no trial could be prepared: {json.dumps(failed)[:500]}")
+    with atomic_output(out / "dataset.json") as tmp:
+        tmp.write_text(json.dumps(document, indent=1, sort_keys=True))
+    dataset = load_prepared_dataset(out)
+    write_folds(dataset, compute_folds(dataset))
+    return document
