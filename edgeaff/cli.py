@@ -119,11 +119,21 @@ def synth(
         float | None, typer.Option("--seconds", help="Length of each video in seconds, instead of the preset's.")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUT_DIR if it exists and is not empty.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Videos rendered in parallel (default: one per CPU core, at most 4)."),
+    ] = None,
 ) -> None:
     """Write a synthetic dataset in the Aff-Wild2 layout (annotations, aligned crops, videos with audio)."""
+    import os
+
     from edgeaff.synth import MANIFEST, generate_dataset
 
-    summary = generate_dataset(out_dir, preset=size, seed=seed, videos=videos, seconds=seconds, force=force)
+    if workers is None:
+        workers = max(1, min(os.cpu_count() or 1, 4))
+    summary = generate_dataset(
+        out_dir, preset=size, seed=seed, videos=videos, seconds=seconds, force=force, workers=workers
+    )
     typer.echo(
         f"wrote {summary.root}: {summary.videos} videos, {summary.trials} trials, {summary.frames} video frames, "
         f"{summary.label_rows} label rows, {summary.jpgs} aligned jpgs, {summary.size_bytes / 1e6:.1f} MB "

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from typing import Any
 import edgeaff
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.synth.faces import Identity
+from edgeaff.synth.media import MEDIA_FORMATS
 from edgeaff.synth.plan import PRESETS, VideoPlan, plan_videos
 from edgeaff.synth.render import RenderedTrial, identity_for, render_video
 from edgeaff.synth.scene import ARCFACE_TEMPLATE
@@ -66,6 +69,7 @@ def generate_dataset(
     videos: int | None = None,
     seconds: float | None = None,
     force: bool = False,
+    workers: int = 1,
 ) -> SynthSummary:
     """Generate a synthetic Aff-Wild2-style dataset.
 
@@ -80,6 +84,7 @@ def generate_dataset(
         videos: override the preset's number of videos (at least 5).
         seconds: override the preset's video length.
         force: replace ``out_dir`` if it exists and is not empty.
+        workers: videos rendered in parallel processes (the result does not depend on it).
 
     Returns:
         A summary of what was written.
@@ -92,6 +97,8 @@ def generate_dataset(
     """
     if preset not in PRESETS:
         raise InvalidInputError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    if workers < 1:
+        raise InvalidInputError(f"--workers must be at least 1, got {workers}")
     chosen = PRESETS[preset]
     plans = plan_videos(
         seed=seed,
@@ -102,16 +109,16 @@ def generate_dataset(
     target = Path(out_dir)
     _check_target(target, force=force)
     started = time.perf_counter()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
     try:
-        identities = _identities(plans, seed)
-        rendered: dict[str, tuple[RenderedTrial, ...]] = {}
-        for index, plan in enumerate(plans):
-            rendered[plan.name] = render_video(plan, identities, building, seed=seed, index=index)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the dataset beside {target}: {exc}") from exc
+    try:
+        rendered = _render_all(plans, _identities(plans, seed), building, seed=seed, workers=workers)
         manifest = _manifest(plans, rendered, preset=preset, seed=seed)
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        _replace(building, target)
+        _replace(building, target, force=force)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -137,10 +144,14 @@ def _check_target(target: Path, *, force: bool) -> None:
         raise InvalidInputError(f"{target} is not empty; choose an empty or new folder, or pass --force to replace it")
 
 
-def _replace(building: Path, target: Path) -> None:
-    """Rename the finished folder onto ``target``, moving an existing one aside first and deleting it after."""
+def _replace(building: Path, target: Path, *, force: bool) -> None:
+    """Rename the finished folder onto ``target``; with ``force`` an existing one is moved aside first and deleted
+    after, without it only an empty one is replaced (checked again: files may have appeared meanwhile)."""
     old: Path | None = None
-    if target.exists():
+    if target.exists() and not force:
+        _check_target(target, force=False)
+        target.rmdir()
+    elif target.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
         os.replace(target, old / "previous")
     os.replace(building, target)
@@ -152,6 +163,27 @@ def _replace(building: Path, target: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _render_all(
+    plans: tuple[VideoPlan, ...], identities: dict[str, Identity], root: Path, *, seed: int, workers: int
+) -> dict[str, tuple[RenderedTrial, ...]]:
+    """Render every video, in this process or in a pool of ``workers`` processes (each video is independent)."""
+    if workers == 1:
+        return {
+            plan.name: render_video(plan, identities, root, seed=seed, index=index) for index, plan in enumerate(plans)
+        }
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context) as pool:
+        futures = {
+            plan.name: pool.submit(render_video, plan, identities, root, seed=seed, index=index)
+            for index, plan in enumerate(plans)
+        }
+        try:
+            return {name: future.result() for name, future in futures.items()}
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _identities(plans: tuple[VideoPlan, ...], seed: int) -> dict[str, Identity]:
@@ -175,7 +207,13 @@ def _manifest(
             "frames": plan.frames,
             "seconds": plan.frames / plan.fps,
             "size": list(plan.size),
-            "audio": {"sample_rate": plan.audio_rate, "channels": plan.audio_channels, "synthesis_rate": SAMPLE_RATE},
+            "video_codec": MEDIA_FORMATS[plan.container].video_codec,
+            "audio": {
+                "codec": MEDIA_FORMATS[plan.container].audio_codec,
+                "sample_rate": plan.audio_rate,
+                "channels": plan.audio_channels,
+                "synthesis_rate": SAMPLE_RATE,
+            },
             "trials": [trial.name for trial in plan.trials],
         }
         for record in rendered[plan.name]:

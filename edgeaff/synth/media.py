@@ -38,7 +38,7 @@ MEDIA_FORMATS = {
     "mp4": MediaFormat(
         container="mp4",
         video_codec="libx264",
-        video_options=(("preset", "superfast"), ("crf", "20"), ("threads", "1")),
+        video_options=(("preset", "veryfast"), ("crf", "20"), ("threads", "1")),
         audio_codec="aac",
     ),
     "avi": MediaFormat(

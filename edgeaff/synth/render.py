@@ -26,7 +26,7 @@ PAN = {"left": (0.8, 0.45), "right": (0.45, 0.8)}
 
 
 def identity_for(subject: str, order: int, seed: int) -> Identity:
-    """The person behind a subject name: the same name always gives the same face and voice for a seed.
+    """The person behind a subject name: every trial of a subject in a dataset shows the same face and voice.
 
     Args:
         subject: subject name.

@@ -139,7 +139,10 @@ def paste_face(frame: Image.Image, face: np.ndarray, photo_to_frame: np.ndarray)
 
 
 def similarity_to_template(points: np.ndarray, template: np.ndarray = ARCFACE_TEMPLATE) -> np.ndarray:
-    """Least-squares similarity (scale, rotation, translation) taking ``points`` onto ``template`` (Umeyama 1991).
+    """Least-squares similarity (scale, rotation, translation) taking ``points`` onto ``template``.
+
+    In 2-D the fit has a closed form: with both point sets centred, the linear part is ``[[a, -b], [b, a]]`` with
+    ``a = Σ(x·u + y·v) / Σ(x² + y²)`` and ``b = Σ(x·v - y·u) / Σ(x² + y²)``.
 
     Args:
         points: (N, 2) source landmarks.
@@ -150,16 +153,12 @@ def similarity_to_template(points: np.ndarray, template: np.ndarray = ARCFACE_TE
     """
     source_mean = points.mean(axis=0)
     target_mean = template.mean(axis=0)
-    source = points - source_mean
-    target = template - target_mean
-    covariance = target.T @ source / len(points)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[1, 1] = -1.0
-    rotation = u @ sign @ vt
-    scale = float(np.trace(np.diag(singular) @ sign)) / float((source**2).sum() / len(points))
-    linear = scale * rotation
+    x, y = (points - source_mean).T
+    u, v = (template - target_mean).T
+    norm = float((x * x + y * y).sum())
+    a = float((x * u + y * v).sum()) / norm
+    b = float((x * v - y * u).sum()) / norm
+    linear = np.array([[a, -b], [b, a]])
     return np.hstack([linear, (target_mean - linear @ source_mean)[:, None]])
 
 

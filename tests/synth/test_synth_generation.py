@@ -24,7 +24,7 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path: Path) -> None:
     first = _files(generate_dataset(tmp_path / "a", seed=5, seconds=2.0).root)
-    second = _files(generate_dataset(tmp_path / "b", seed=5, seconds=2.0).root)
+    second = _files(generate_dataset(tmp_path / "b", seed=5, seconds=2.0, workers=2).root)  # in worker processes
     other = _files(generate_dataset(tmp_path / "c", seed=6, seconds=2.0).root)
     assert first.keys() == second.keys()
     different = [name for name in first if first[name] != second[name]]
@@ -46,7 +46,7 @@ def test_non_empty_folder_is_refused_and_force_replaces_it(tmp_path: Path, capsy
     assert [path.name for path in target.iterdir()] == ["keep.txt"]
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["synth", str(target), "--seconds", "2", "--seed", "1", "--force"])
+        main(["synth", str(target), "--seconds", "2", "--seed", "1", "--force", "--workers", "1"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "5 videos, 6 trials" in out and "synth.json" in out
@@ -73,6 +73,7 @@ def test_a_failed_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
         (["--size", "huge"], "unknown preset 'huge'; choose one of: small, demo"),
         (["--videos", "4"], "--videos must be at least 5"),
         (["--seconds", "0.5"], "--seconds must be between 2 and 600"),
+        (["--workers", "0"], "--workers must be at least 1"),
     ],
 )
 def test_bad_options_are_one_line_errors(
