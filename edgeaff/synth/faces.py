@@ -21,7 +21,7 @@ MOUTH_LIFT = 0.17
 """Vertical travel of each mouth corner at |valence| = 1, as a fraction of the inter-ocular distance."""
 BROW_DROP = 0.10
 """Vertical travel of each inner brow at |valence| = 1 (down for negative valence), likewise."""
-LID_LIFT = 0.035
+LID_LIFT = 0.02
 """Upper-eyelid travel at |arousal| = 1, likewise (deliberately small: arousal is meant to be heard)."""
 
 

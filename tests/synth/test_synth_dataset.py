@@ -293,7 +293,7 @@ def test_valence_is_visible_in_the_mouth_and_arousal_is_not(dataset: tuple[Path,
     """Mouth-corner height follows valence in every trial (measured on this seed: r = 0.94-0.97 per trial).
 
     Arousal barely shows: pooled over trials (each statistic centred per trial), mouth-corner height and crop
-    brightness correlate with arousal at r = -0.07 and -0.12 on this seed. Per-trial correlations of two smooth
+    brightness correlate with arousal at r = -0.05 and -0.06 on this seed. Per-trial correlations of two smooth
     curves over 8 s swing widely by chance, hence the pooling.
     """
     root, manifest = dataset
