@@ -283,6 +283,43 @@ def prepare(
         raise typer.Exit(1)
 
 
+@app.command("synth")
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to create: the dataset root (AFFWILD2_ROOT layout).")],
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.")] = 0,
+    size: Annotated[
+        str, typer.Option("--size", help="Preset: small (5 videos x 8 s, for tests) or demo (14 videos x 24 s).")
+    ] = "small",
+    videos: Annotated[
+        int | None, typer.Option("--videos", help="Number of videos (at least 5), instead of the preset's.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Length of each video in seconds, instead of the preset's.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUT_DIR if it exists and is not empty.")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Videos rendered in parallel (default: one per CPU core, at most 4)."),
+    ] = None,
+) -> None:
+    """Write a synthetic dataset in the Aff-Wild2 layout (annotations, aligned crops, videos with audio)."""
+    import os
+
+    from edgeaff.synth import MANIFEST, generate_dataset
+
+    if workers is None:
+        workers = max(1, min(os.cpu_count() or 1, 4))
+    summary = generate_dataset(
+        out_dir, preset=size, seed=seed, videos=videos, seconds=seconds, force=force, workers=workers
+    )
+    typer.echo(
+        f"wrote {summary.root}: {summary.videos} videos, {summary.trials} trials, {summary.frames} video frames, "
+        f"{summary.label_rows} label rows, {summary.jpgs} aligned jpgs, {summary.size_bytes / 1e6:.1f} MB "
+        f"in {summary.seconds:.1f} s (preset {summary.preset}, seed {summary.seed}); "
+        f"ground truth in {summary.root / MANIFEST}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code, without a traceback.
 
