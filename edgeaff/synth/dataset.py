@@ -24,6 +24,8 @@ from edgeaff.synth.scene import ARCFACE_TEMPLATE
 from edgeaff.synth.voice import SAMPLE_RATE
 
 MANIFEST = "synth.json"
+# trial,subject — the identities Aff-Wild2 does not ship; `edgeaff prepare --subjects` reads it for the folds.
+SUBJECTS = "subjects.csv"
 FORMAT = "edgeaff-synth"
 VERSION = 1
 SUBJECT_RULE = (
@@ -118,6 +120,7 @@ def generate_dataset(
         rendered = _render_all(plans, _identities(plans, seed), building, seed=seed, workers=workers)
         manifest = _manifest(plans, rendered, preset=preset, seed=seed)
         (building / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        (building / SUBJECTS).write_text(_subjects_csv(manifest), encoding="utf-8")
         _replace(building, target, force=force)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -193,6 +196,11 @@ def _identities(plans: tuple[VideoPlan, ...], seed: int) -> dict[str, Identity]:
             if trial.subject not in subjects:
                 subjects.append(trial.subject)
     return {subject: identity_for(subject, order, seed) for order, subject in enumerate(subjects)}
+
+
+def _subjects_csv(manifest: dict[str, Any]) -> str:
+    rows = [f"{trial},{info['subject']}" for trial, info in sorted(manifest["trials"].items())]
+    return "trial,subject\n" + "\n".join(rows) + "\n"
 
 
 def _manifest(

@@ -89,7 +89,7 @@ def _corr(a: Any, b: Any) -> float:
 def test_layout_is_the_affwild2_distribution(dataset: tuple[Path, dict[str, Any]]) -> None:
     root, manifest = dataset
     assert sorted(path.name for path in root.iterdir()) == sorted(
-        ["annotations", "cropped_aligned", "raw_video", "batch1", "batch2", MANIFEST]
+        ["annotations", "cropped_aligned", "raw_video", "batch1", "batch2", MANIFEST, "subjects.csv"]
     )
     assert sorted(path.name for path in (root / "annotations").iterdir()) == ["VA_Set"]
     train = sorted(path.stem for path in (root / "annotations/VA_Set/Train_Set").glob("*.txt"))
@@ -207,6 +207,11 @@ def test_subject_rule_groups_takes_and_keeps_sides_apart(dataset: tuple[Path, di
     assert manifest["trials"]["subj01_a"]["subject"] == manifest["trials"]["subj01_b"]["subject"]
     # the same subject is the same person: same photograph and mirroring in both takes
     assert manifest["trials"]["subj01_a"]["identity"] == manifest["trials"]["subj01_b"]["identity"]
+    # subjects.csv is the map `edgeaff prepare --subjects` reads
+    root, _ = dataset
+    from edgeaff.train.affwild2 import load_subject_map
+
+    assert load_subject_map(root / "subjects.csv") == {name: t["subject"] for name, t in manifest["trials"].items()}
 
 
 # ------------------------------------------------------------------------------------------------ faces and crops

@@ -120,7 +120,9 @@ def test_prepare_writes_exactly_the_reference_rows_and_alignment(raw: Path, prep
         with torch.no_grad():
             expected_vggish = vggish(torch.from_numpy(examples)).numpy()
         stored = np.load(directory / "vggish.npy")[[int(np.flatnonzero(keep == i)[0]) for i in sample]]
-        np.testing.assert_allclose(stored, expected_vggish, rtol=0, atol=1e-5)
+        # float32 results depend slightly on the batch a row was computed in (≈1e-6 relative); a misaligned example
+        # would differ by O(1).
+        np.testing.assert_allclose(stored, expected_vggish, rtol=1e-5, atol=1e-4)
         checked["left_right"] |= trial.endswith(("_left", "_right"))
         checked["fps25"] |= fps == 25
         checked["minus5"] |= len(keep) < info["annotation_rows"]
@@ -166,7 +168,7 @@ def test_bad_trials_are_reported_and_skipped(raw: Path, tmp_path: Path) -> None:
 
 
 def test_options_are_validated(raw: Path, prepared: Path, tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="vggish-10086976.pth"):
+    with pytest.raises(InvalidInputError, match=r"vggish-10086976\.pth"):
         prepare_dataset(raw, tmp_path / "o", vggish_weights=None)
     with pytest.raises(InvalidInputError, match="opensmile, numpy"):
         prepare_dataset(raw, tmp_path / "o", vggish_weights=WEIGHTS, mfcc_backend="librosa")
