@@ -126,6 +126,14 @@ def train(
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="At most this many epochs (default: recipe's 100).")
     ] = None,
+    finetune: Annotated[
+        str,
+        typer.Option(
+            "--finetune",
+            help="recipe: release backbone groups progressively (pretrained backbones); all: train the whole backbone "
+            "from the first epoch (small backbones trained from scratch; no shared trunk at export).",
+        ),
+    ] = "recipe",
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override the recipe's batch size.")] = None,
     lr: Annotated[
         float | None,
@@ -157,6 +165,7 @@ def train(
         max_epochs=epochs,
         batch_size=batch_size,
         learning_rate=lr,
+        finetune=finetune,
         threads=threads,
         device=device,
     )

@@ -87,6 +87,8 @@ class EmotionModel(nn.Module):
         """(B, L, 3, S, S) normalised frames → (B, L, E) unit-norm embeddings."""
         batch, length = frames.shape[0], frames.shape[1]
         flat = frames.reshape(batch * length, *frames.shape[2:])
+        if self.backbone.stem_conv.weight.is_contiguous(memory_format=torch.channels_last) and not _exporting():
+            flat = flat.contiguous(memory_format=torch.channels_last)
         return self.backbone(flat).reshape(batch, length, -1)
 
     def forward(

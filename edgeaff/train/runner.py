@@ -22,6 +22,7 @@ from edgeaff.train.folds import NUM_FOLDS, load_folds
 from edgeaff.train.recipe import recipe
 
 RUN_FORMAT = "edgeaff-run"
+FINETUNE_MODES = ("recipe", "all")
 RUN_SCHEMA_VERSION = 1
 
 
@@ -69,9 +70,12 @@ def plan_jobs(
     threads: int | None,
     device: str,
     learning_rate: float | None = None,
+    finetune: str = "recipe",
 ) -> list[JobSpec]:
     """Validate options and list the jobs (model-major, then fold, then dimension)."""
     recipe(recipe_name)
+    if finetune not in FINETUNE_MODES:
+        raise InvalidInputError(f"unknown --finetune '{finetune}'; choose one of {', '.join(FINETUNE_MODES)}")
     if learning_rate is not None and not 0 < learning_rate < 1:
         raise InvalidInputError(f"--lr must be in (0, 1), got {learning_rate}")
     backbone_preset(backbone)
@@ -95,6 +99,7 @@ def plan_jobs(
             max_epochs=max_epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
+            finetune=finetune,
             threads=threads,
             device=device,
         )
