@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from edgeaff.export.prepared_data import LABEL_COLUMNS, Trial, window_starts
+from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.backends.ort import OrtRunner
 
 VISUAL_BATCH = 64
@@ -38,7 +39,7 @@ class GraphPaths:
     temporal: Path
 
 
-def embed_frames(runner: OrtRunner, frames: np.ndarray) -> np.ndarray:
+def embed_frames(runner: Runner, frames: np.ndarray) -> np.ndarray:
     """(N, S, S, 3) uint8 → (N, M, E) with the visual graph, in batches."""
     parts = [
         runner.infer({"frames": np.ascontiguousarray(frames[i : i + VISUAL_BATCH])})["embeddings"]
@@ -48,7 +49,7 @@ def embed_frames(runner: OrtRunner, frames: np.ndarray) -> np.ndarray:
 
 
 def predict_trial(
-    visual: OrtRunner, temporal: OrtRunner, trial: Trial, *, window: int, hop: int, frames: int | None, audio: bool
+    visual: Runner, temporal: Runner, trial: Trial, *, window: int, hop: int, frames: int | None, audio: bool
 ) -> np.ndarray:
     """Per-frame predictions (N, M) for the first ``frames`` frames of ``trial`` (all when ``None``)."""
     count = trial.length if frames is None else min(frames, trial.length)

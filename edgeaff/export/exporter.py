@@ -145,27 +145,35 @@ def export_bundle(
         fp32 = {
             "visual": parity.check_visual(graphs["visual"].path, models, inputs.frames, spec.face),
             "temporal": parity.check_temporal(
-                graphs["temporal"].path, models, normalizations, window_embeddings, inputs.vggish, inputs.mfcc
+                graphs["temporal"].path,
+                models,
+                normalizations,
+                embeddings=window_embeddings,
+                vggish=inputs.vggish,
+                mfcc=inputs.mfcc,
             ),
             "temporal_stream": parity.check_stream(
                 graphs["temporal_stream"].path,
                 models,
                 normalizations,
-                window_embeddings,
-                inputs.vggish,
-                inputs.mfcc,
+                embeddings=window_embeddings,
+                vggish=inputs.vggish,
+                mfcc=inputs.mfcc,
                 state_size=graph_set.state_size,
             ),
         }
         if vggish_model is not None:
             fp32["vggish"] = parity.check_vggish(graphs["vggish"].path, vggish_model, inputs.log_mel)
-        for name, difference in fp32.items():
-            log(f"parity fp32 {name}: max abs difference {difference:.2e} (tolerance {parity.FP32_TOLERANCE:.0e})")
-        failed = {k: v for k, v in fp32.items() if not v <= parity.FP32_TOLERANCE}
+        for name, agreement in fp32.items():
+            log(
+                f"parity fp32 {name}: max abs difference {agreement.max_abs:.2e} on outputs up to "
+                f"{agreement.reference_max:.2g} (tolerance {parity.FP32_TOLERANCE:.0e})"
+            )
+        failed = {k: v for k, v in fp32.items() if not v.scaled <= parity.FP32_TOLERANCE}
         if failed:
             raise ParityError(
                 f"exported graphs differ from PyTorch beyond {parity.FP32_TOLERANCE:.0e}: "
-                + ", ".join(f"{k} {v:.2e}" for k, v in failed.items())
+                + ", ".join(f"{k} {v.max_abs:.2e}" for k, v in failed.items())
                 + "; the bundle was not written"
             )
 
@@ -196,7 +204,16 @@ def export_bundle(
             log(f"built the INT8 visual graph from {recipe['calibration_frames']} calibration frames")
 
         quality = _variant_quality(
-            staging, files, inputs, window_embeddings, evaluation, metadata, spec, options, audio, graph_set.state_size
+            staging,
+            files=files,
+            inputs=inputs,
+            window_embeddings=window_embeddings,
+            evaluation=evaluation,
+            dimensions=[m.dimension for m in metadata],
+            spec=spec,
+            options=options,
+            audio=audio,
+            state_size=graph_set.state_size,
         )
         manifest = build_manifest(
             staging,
@@ -206,7 +223,13 @@ def export_bundle(
             graph_set=graph_set,
             files=files,
             vggish=vggish_info,
-            parity={"fp32_max_abs": fp32, "tolerance": parity.FP32_TOLERANCE, "inputs": inputs.source, **quality},
+            parity={
+                "fp32_vs_pytorch": {k: v.to_dict() for k, v in fp32.items()},
+                "tolerance": parity.FP32_TOLERANCE,
+                "tolerance_rule": "max_abs / max(1, reference_max_abs) <= tolerance",
+                "inputs": inputs.source,
+                **quality,
+            },
             recipes=recipes,
             versions=_versions(),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -218,11 +241,12 @@ def export_bundle(
 
 def _variant_quality(
     directory: Path,
+    *,
     files: dict[str, dict[str, str]],
     inputs: ParityInputs,
     window_embeddings: np.ndarray,
     evaluation: list[prepared_data.Trial] | None,
-    metadata: Sequence[Any],
+    dimensions: Sequence[str],
     spec: FeatureSpec,
     options: ExportOptions,
     audio: bool,
@@ -239,7 +263,12 @@ def _variant_quality(
             if variant not in per_graph:
                 continue
             differences[name] = _max_abs_between(
-                directory / per_graph["fp32"], directory / per_graph[variant], name, inputs, window_embeddings, state_size
+                directory / per_graph["fp32"],
+                directory / per_graph[variant],
+                name=name,
+                inputs=inputs,
+                window_embeddings=window_embeddings,
+                state_size=state_size,
             )
         report[f"{variant}_max_abs_vs_fp32"] = differences
     if evaluation:
@@ -253,7 +282,7 @@ def _variant_quality(
         report["ccc"] = accuracy.compare_variants(
             paths,
             evaluation,
-            dimensions=[m.dimension for m in metadata],
+            dimensions=dimensions,
             window=spec.window.length,
             hop=spec.window.hop,
             frames_per_trial=options.evaluation_frames_per_trial,
@@ -264,7 +293,13 @@ def _variant_quality(
 
 
 def _max_abs_between(
-    reference: Path, variant: Path, name: str, inputs: ParityInputs, window_embeddings: np.ndarray, state_size: int
+    reference: Path,
+    variant: Path,
+    *,
+    name: str,
+    inputs: ParityInputs,
+    window_embeddings: np.ndarray,
+    state_size: int,
 ) -> float:
     feed: dict[str, np.ndarray]
     if name == "visual":

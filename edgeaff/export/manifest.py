@@ -99,7 +99,7 @@ def build_manifest(
             "state_size": graph_set.state_size,
             "dtype": "float32",
             "initial": "zeros",
-            "receptive_field": max(m["receptive_field"] for m in models),
+            "receptive_field": max(meta.model.receptive_field for meta in metadata),
             "chunk": "any C >= 1 frames per call",
             "layout": "each segment is (channels, steps) row-major at offset, oldest step first",
             "segments": [s.to_dict() for s in graph_set.state_segments],

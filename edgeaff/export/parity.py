@@ -6,6 +6,7 @@ wrappers, with the preprocessing and audio normalisation written out in numpy, s
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,6 +19,28 @@ from edgeaff.runtime.spec import AudioNormalization, FaceSpec
 from edgeaff.train.model import AudioVisualTemporalModel, EmotionModel
 
 FP32_TOLERANCE = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class Agreement:
+    """Max |ONNX Runtime - PyTorch| over a graph's output, and the largest |PyTorch| value it is relative to."""
+
+    max_abs: float
+    reference_max: float
+
+    @property
+    def scaled(self) -> float:
+        """``max_abs / max(1, reference_max)``: absolute for outputs within ±1 (embeddings, predictions), relative for
+        larger ones (raw VGGish features); this is what :data:`FP32_TOLERANCE` bounds."""
+        return self.max_abs / max(1.0, self.reference_max)
+
+    def to_dict(self) -> dict[str, float]:
+        """JSON-ready form for the manifest."""
+        return {"max_abs": self.max_abs, "reference_max_abs": self.reference_max, "scaled": self.scaled}
+
+
+def _agreement(ours: np.ndarray, expected: np.ndarray) -> Agreement:
+    return Agreement(float(np.abs(ours - expected).max()), float(np.abs(expected).max()))
 
 
 def preprocess_frames(frames: np.ndarray, face: FaceSpec) -> torch.Tensor:
@@ -100,46 +123,47 @@ def run_stream(
     return np.concatenate(outputs, axis=1), current
 
 
-def check_visual(path: Path, models: Sequence[EmotionModel], frames: np.ndarray, face: FaceSpec) -> float:
+def check_visual(path: Path, models: Sequence[EmotionModel], frames: np.ndarray, face: FaceSpec) -> Agreement:
     """Max |ORT - PyTorch| of the visual graph's embeddings."""
     with OrtRunner(path) as runner:
         ours = runner.infer({"frames": np.ascontiguousarray(frames)})["embeddings"]
-    return float(np.abs(ours - torch_embeddings(models, frames, face)).max())
+    return _agreement(ours, torch_embeddings(models, frames, face))
 
 
 def check_temporal(
     path: Path,
     models: Sequence[EmotionModel],
     normalizations: Sequence[AudioNormalization | None],
+    *,
     embeddings: np.ndarray,
     vggish: np.ndarray | None,
     mfcc: np.ndarray | None,
-) -> float:
+) -> Agreement:
     """Max |ORT - PyTorch| of the windowed temporal graph."""
     with OrtRunner(path) as runner:
         ours = runner.infer(_feed(embeddings, vggish, mfcc))["predictions"]
-    return float(np.abs(ours - torch_predictions(models, normalizations, embeddings, vggish, mfcc)).max())
+    return _agreement(ours, torch_predictions(models, normalizations, embeddings, vggish, mfcc))
 
 
 def check_stream(
     path: Path,
     models: Sequence[EmotionModel],
     normalizations: Sequence[AudioNormalization | None],
+    *,
     embeddings: np.ndarray,
     vggish: np.ndarray | None,
     mfcc: np.ndarray | None,
-    *,
     state_size: int,
-) -> float:
+) -> Agreement:
     """Max |streaming ORT from a zero state - windowed PyTorch| over the whole window, fed in uneven chunks."""
     ours, _ = run_stream(path, embeddings, vggish, mfcc, state_size=state_size, chunks=(1, 1, 3, 16, 64))
-    return float(np.abs(ours - torch_predictions(models, normalizations, embeddings, vggish, mfcc)).max())
+    return _agreement(ours, torch_predictions(models, normalizations, embeddings, vggish, mfcc))
 
 
-def check_vggish(path: Path, vggish: nn.Module, examples: np.ndarray) -> float:
+def check_vggish(path: Path, vggish: nn.Module, examples: np.ndarray) -> Agreement:
     """Max |ORT - PyTorch| of the VGGish graph."""
     with OrtRunner(path) as runner:
         ours = runner.infer({"log_mel": np.ascontiguousarray(examples, dtype=np.float32)})["vggish"]
     with torch.no_grad():
         expected = vggish(torch.from_numpy(examples)).numpy()
-    return float(np.abs(ours - expected).max())
+    return _agreement(ours, expected)

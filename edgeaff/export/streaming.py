@@ -19,11 +19,10 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from edgeaff.export.temporal_graph import AudioNormalizer
 from edgeaff.runtime.spec import AudioNormalization
 from edgeaff.train.model import AudioVisualTemporalModel, EmotionModel
 from edgeaff.train.tcn import LEAKY_SLOPE, TemporalBlock, TemporalConvNet, WeightNormConv1d
-
-from edgeaff.export.temporal_graph import AudioNormalizer
 
 STATE_INPUT = "state"
 STATE_OUTPUT = "state_out"
@@ -87,7 +86,7 @@ class _StreamingBlock(nn.Module):
 class _StreamingTcn(nn.Module):
     def __init__(self, tcn: TemporalConvNet) -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(_StreamingBlock(b) for b in tcn.blocks)
+        self.blocks = nn.ModuleList(_StreamingBlock(b) for b in tcn.blocks if isinstance(b, TemporalBlock))
 
     def forward(self, x: torch.Tensor, histories: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, C, T) and two histories per block → (B, C_out, T) and the new histories."""
@@ -158,9 +157,7 @@ class StreamingEnsemble(nn.Module):
         """Advance every model by the chunk's frames."""
         assert state is not None
         batch, steps = embeddings.shape[0], embeddings.shape[1]
-        histories = [
-            state[:, s.offset : s.offset + s.size].reshape(batch, s.channels, s.steps) for s in self.segments
-        ]
+        histories = [state[:, s.offset : s.offset + s.size].reshape(batch, s.channels, s.steps) for s in self.segments]
         cursor = 0
         predictions: list[torch.Tensor] = []
         new_state: list[torch.Tensor] = []
@@ -171,7 +168,7 @@ class StreamingEnsemble(nn.Module):
                 assert vggish is not None and mfcc is not None
                 inputs += list(normalizer(vggish, mfcc))
             branches = []
-            for tcn, x in zip(tcns, inputs, strict=True):
+            for tcn, x in zip(list(tcns), inputs, strict=True):  # type: ignore[call-overload]
                 assert isinstance(tcn, _StreamingTcn)
                 count = 2 * len(tcn.blocks)
                 hidden, new = tcn(x.transpose(1, 2), histories[cursor : cursor + count])

@@ -216,7 +216,9 @@ def build_graphs(
                 opset=opset,
             )
 
-        window_inputs = [TensorInfo(temporal_graph.EMBEDDINGS_INPUT, ("batch", "steps", count, embedding_dim), "float32")]
+        window_inputs = [
+            TensorInfo(temporal_graph.EMBEDDINGS_INPUT, ("batch", "steps", count, embedding_dim), "float32")
+        ]
         if multimodal:
             window_inputs += [
                 TensorInfo(temporal_graph.VGGISH_INPUT, ("batch", "steps", vggish_dim), "float32"),

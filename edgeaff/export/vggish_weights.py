@@ -24,7 +24,9 @@ def resolve_vggish(spec: VggishSpec, weights: str | None) -> tuple[Any, Any]:
     try:
         from edgeaff.train.vggish import load_vggish
     except ImportError as exc:
-        raise EdgeaffError(f"this edgeaff cannot build VGGish graphs ({exc}); install a release with edgeaff.train.vggish") from None
+        raise EdgeaffError(
+            f"this edgeaff cannot build VGGish graphs ({exc}); install a release with edgeaff.train.vggish"
+        ) from None
     if weights is None:
         if spec.weights_source.startswith("random:"):
             weights = spec.weights_source
