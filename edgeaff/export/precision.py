@@ -163,7 +163,6 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         _name_unnamed_nodes(model)
-        excluded = _int8_excluded_nodes(model)
         onnx.save(model, str(prepared))
         with _quiet():
             quantize_static(
@@ -175,8 +174,9 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                nodes_to_exclude=excluded,
                 calibrate_method=CalibrationMethod.MinMax,
+                # The embedding layer's output feeds the L2 normalisation: keep it float.
+                extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
             )
     _check_loads(target)
     return {
@@ -186,17 +186,8 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
         "calibration_method": "MinMax",
         "calibration_frames": int(sum(len(b) for b in batches)),
         "quantized_op_types": list(INT8_OP_TYPES),
-        "excluded_nodes": len(excluded),
+        "float_outputs": ["Gemm"],
     }
-
-
-def _int8_excluded_nodes(model: Any) -> list[str]:
-    """Nodes downstream of the last matrix product feeding an L2 normalisation stay float (embedding scale)."""
-    excluded = []
-    for node in model.graph.node:
-        if node.op_type in ("ReduceL2", "Div", "Sub", "Cast", "Slice", "Transpose"):
-            excluded.append(node.name)
-    return excluded
 
 
 def _name_unnamed_nodes(model: Any) -> None:

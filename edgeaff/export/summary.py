@@ -18,7 +18,8 @@ def summary_table(path: Path, manifest: Mapping[str, Any]) -> str:
     visual = manifest["visual"]
     lines = [
         f"bundle {path}",
-        f"models ({len(models)}): " + ", ".join(f"fold{m['fold']}/{m['dimension']}/{m['kind']}" for m in models),
+        f"models ({len(models)}): "
+        + ", ".join(f"fold{'-' if m['fold'] is None else m['fold']}/{m['dimension']}/{m['kind']}" for m in models),
         f"visual trunk: {'shared by all models' if visual['shared_trunk'] else 'one backbone per model'}; "
         "audio normalisation: inside the temporal graphs; "
         f"streaming state: {manifest['streaming']['state_size']} floats",

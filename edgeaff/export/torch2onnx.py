@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +57,6 @@ class ExportedGraph:
     outputs: tuple[TensorInfo, ...]
     module: nn.Module
     opset: int
-
-
-def _dims(shape: Sequence[int | str]) -> dict[int, Any]:
-    return {axis: torch.export.Dim(dim, min=1) for axis, dim in enumerate(shape) if isinstance(dim, str)}
 
 
 def export_module(
@@ -169,6 +166,7 @@ def build_graphs(
     vggish: nn.Module | None,
     directory: Path,
     opset: int = DEFAULT_OPSET,
+    log: Callable[[str], None] = lambda _: None,
 ) -> GraphSet:
     """Export the visual, VGGish (if given), temporal and streaming graphs of ``models`` into ``directory``.
 
@@ -179,6 +177,7 @@ def build_graphs(
         vggish: the VGGish network for multimodal bundles, else ``None``.
         directory: where ``visual.onnx``, ``vggish.onnx``, ``temporal.onnx`` and ``temporal_stream.onnx`` go.
         opset: ONNX opset (at least 17).
+        log: receives one line per exported graph.
 
     Raises:
         ExportError: when a graph cannot be exported at ``opset``.
@@ -193,27 +192,31 @@ def build_graphs(
     graphs: dict[str, ExportedGraph] = {}
     plan = visual_graph.plan_trunks(models)
 
+    def timed(**kwargs: Any) -> ExportedGraph:
+        started = time.perf_counter()
+        graph = export_module(**kwargs, opset=opset)
+        log(f"exported the {graph.name} graph in {time.perf_counter() - started:.1f} s")
+        return graph
+
     with torch.no_grad():
         frames = torch.randint(0, 256, (2, face.image_size, face.image_size, 3), dtype=torch.uint8)
-        graphs["visual"] = export_module(
-            visual_graph.VisualEnsemble(models, face, plan),
-            directory / "visual.onnx",
+        graphs["visual"] = timed(
+            module=visual_graph.VisualEnsemble(models, face, plan),
+            path=directory / "visual.onnx",
             name="visual",
             inputs=[TensorInfo(visual_graph.FRAMES_INPUT, ("frames", face.image_size, face.image_size, 3), "uint8")],
             outputs=[TensorInfo(visual_graph.EMBEDDINGS_OUTPUT, ("frames", count, embedding_dim), "float32")],
             example=[frames],
-            opset=opset,
         )
         if vggish is not None:
             spec = feature_spec.vggish
-            graphs["vggish"] = export_module(
-                vggish,
-                directory / "vggish.onnx",
+            graphs["vggish"] = timed(
+                module=vggish,
+                path=directory / "vggish.onnx",
                 name="vggish",
                 inputs=[TensorInfo(VGGISH_INPUT, ("examples", spec.example_frames, spec.mel_bins), "float32")],
                 outputs=[TensorInfo(VGGISH_OUTPUT, ("examples", spec.embedding_dim), "float32")],
                 example=[torch.randn(2, spec.example_frames, spec.mel_bins)],
-                opset=opset,
             )
 
         window_inputs = [
@@ -228,21 +231,20 @@ def build_graphs(
         if multimodal:
             example += [torch.randn(2, 8, vggish_dim), torch.randn(2, 8, mfcc_dim)]
         ensemble = temporal_graph.TemporalEnsemble(models, normalizations)
-        graphs["temporal"] = export_module(
-            _TemporalWithAudio(ensemble) if multimodal else ensemble,
-            directory / "temporal.onnx",
+        graphs["temporal"] = timed(
+            module=_TemporalWithAudio(ensemble) if multimodal else ensemble,
+            path=directory / "temporal.onnx",
             name="temporal",
             inputs=window_inputs,
             outputs=[TensorInfo(temporal_graph.PREDICTIONS_OUTPUT, ("batch", "steps", count), "float32")],
             example=example,
-            opset=opset,
         )
 
         stream = streaming.StreamingEnsemble(models, normalizations)
         state_info = TensorInfo(streaming.STATE_INPUT, ("batch", stream.state_size), "float32")
-        graphs["temporal_stream"] = export_module(
-            _StreamWithAudio(stream) if multimodal else _StreamVisualOnly(stream),
-            directory / "temporal_stream.onnx",
+        graphs["temporal_stream"] = timed(
+            module=_StreamWithAudio(stream) if multimodal else _StreamVisualOnly(stream),
+            path=directory / "temporal_stream.onnx",
             name="temporal_stream",
             inputs=[*window_inputs, state_info],
             outputs=[
@@ -250,11 +252,5 @@ def build_graphs(
                 TensorInfo(streaming.STATE_OUTPUT, ("batch", stream.state_size), "float32"),
             ],
             example=[*example, torch.zeros(2, stream.state_size)],
-            opset=opset,
         )
     return GraphSet(graphs, plan, stream.segments, stream.state_size)
-
-
-def graph_tensor_names(graphs: Mapping[str, ExportedGraph]) -> dict[str, list[str]]:
-    """Input names per graph (for messages)."""
-    return {name: [i.name for i in g.inputs] for name, g in graphs.items()}

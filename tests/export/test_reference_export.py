@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import onnx
 import reference_numpy as rn
 import torch
@@ -15,6 +16,8 @@ from edgeaff.export.parity import run_stream
 from edgeaff.export.precision import convert_fp16
 from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.bundle import load_bundle, zero_stream_state
+
+pytestmark = pytest.mark.slow  # exports real graphs: tens of seconds per bundle (built once per session)
 
 TOLERANCE = 1e-4  # float32 ONNX Runtime vs float64 numpy, outputs of magnitude ~1
 STREAM_TOLERANCE = 1e-5  # two float32 computations of the same causal convolutions

@@ -19,6 +19,8 @@ from edgeaff.runtime.bundle import load_bundle
 from edgeaff.runtime.files import sha256_file
 from edgeaff.runtime.spec import FaceSpec
 
+pytestmark = pytest.mark.slow  # exports real graphs: tens of seconds per bundle (built once per session)
+
 TOLERANCE = 1e-4  # ONNX Runtime float32 vs PyTorch float32
 SHARED_TOLERANCE = 1e-5  # shared-trunk graph vs per-fold graph: the same float32 arithmetic
 
