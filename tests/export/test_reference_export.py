@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import onnx
+import pytest
 import reference_numpy as rn
 import torch
 from helpers import to_numpy64
