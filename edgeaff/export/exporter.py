@@ -136,9 +136,11 @@ def export_bundle(
         )
     if options.opset < torch2onnx.MIN_OPSET:
         raise InvalidInputError(f"--opset must be at least {torch2onnx.MIN_OPSET}, got {options.opset}")
-    trials = prepared_data.load_prepared(options.calib) if options.calib is not None else None
     checkpoint_sources = sources.collect_sources(arguments)
     spec = FeatureSpec.from_dict(sources.check_compatible(checkpoint_sources))
+    trials = None
+    if options.calib is not None:
+        trials = prepared_data.load_prepared(options.calib, image_size=spec.face.image_size)
     log(f"exporting {len(checkpoint_sources)} model(s): {', '.join(s.label for s in checkpoint_sources)}")
     loaded = [load_checkpoint(s.path) for s in checkpoint_sources]
     models = [model for model, _ in loaded]

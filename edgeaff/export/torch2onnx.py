@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import logging
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -89,6 +90,9 @@ def export_module(
         dynamic_shapes[info.name] = axes
     path.parent.mkdir(parents=True, exist_ok=True)
     log = io.StringIO()
+    torch_logger = logging.getLogger("torch.onnx")
+    level = torch_logger.level
+    torch_logger.setLevel(logging.ERROR)  # e.g. "torchvision is not installed" notes on every export
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
             warnings.simplefilter("ignore")
@@ -107,6 +111,8 @@ def export_module(
             )
     except Exception as exc:  # the exporter raises many internal exception types
         raise ExportError(f"exporting the {name} graph to ONNX failed: {exc}") from exc
+    finally:
+        torch_logger.setLevel(level)
     model = onnx.load(str(path))
     got = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
     if got != opset:

@@ -155,3 +155,13 @@ def test_ccc_matches_the_textbook_formula() -> None:
     expected = 2 * s_xy / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
     assert ccc(x, y) == pytest.approx(expected, rel=1e-12)
     assert ccc(x, x) == pytest.approx(1.0) and ccc(x, -x) < -0.9
+
+
+def test_export_without_torch_names_the_extra(tmp_path: Path) -> None:
+    from test_dependency_rule import run_without_torch
+
+    result = run_without_torch(
+        f"from edgeaff.cli import main\nmain(['export', 'x.safetensors', '-o', r'{tmp_path}/b'])"
+    )
+    assert result.returncode == 3
+    assert "edgeaff[export]" in result.stderr and "Traceback" not in result.stderr
