@@ -1,13 +1,64 @@
-"""Helpers for the engine and GPU backend tests: a small ONNX graph, its ONNX Runtime reference, GPU detection."""
+"""Helpers for the engine and GPU backend tests.
+
+``FakeBuilder`` stands in for the TensorRT builder in cache tests: it returns recognisable bytes and records its
+calls. Also: a small ONNX graph with its ONNX Runtime reference, and GPU detection for the GPU tests.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
+from edgeaff.runtime.engine_cache import TimingCacheFile
+from edgeaff.runtime.engine_spec import (
+    BuildEnvironment,
+    DeviceIdentity,
+    EngineBuildError,
+    EngineLoadError,
+    EngineRequest,
+)
+
 PROFILE = {"x": ((1, 3, 8, 8), (4, 3, 8, 8), (8, 3, 8, 8))}
+ENV = BuildEnvironment("10.3.0.30", DeviceIdentity("Orin", (8, 7), 8))
+
+
+class FakeBuilder:
+    """Returns b"ENGINE:<label>:<tensorrt version>", appends to the timing cache, records each build."""
+
+    def __init__(self, env: BuildEnvironment = ENV, *, log_path: Path | None = None, delay: float = 0.0) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.delay = delay
+        self.builds: list[str] = []
+        self.timing_seen: list[bytes] = []
+        self.fail = False
+
+    def environment(self) -> BuildEnvironment:
+        return self.env
+
+    def build(self, request: EngineRequest, *, timing_cache: TimingCacheFile) -> bytes:
+        if self.fail:
+            raise EngineBuildError("builder failed on purpose")
+        self.builds.append(request.label)
+        if self.log_path is not None:
+            with open(self.log_path, "a") as handle:
+                handle.write(f"{os.getpid()}\n")
+        time.sleep(self.delay)
+        previous = timing_cache.load()
+        self.timing_seen.append(previous)
+        timing_cache.save(previous + request.label.encode() + b";")
+        return f"ENGINE:{request.label}:{self.env.tensorrt_version}".encode()
+
+
+def load(data: bytes) -> bytes:
+    """The ``load`` callback matching :class:`FakeBuilder`'s engines."""
+    if not data.startswith(b"ENGINE:"):
+        raise EngineLoadError("not an engine")
+    return data
 
 
 def gpu_skip_reason(*modules: str) -> str | None:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from engine_helpers import ENV, FakeBuilder, load
 
 from edgeaff.runtime.engine_cache import EngineCache, EngineKey, EngineRecord, TimingCacheFile
 from edgeaff.runtime.engine_spec import (
@@ -31,42 +32,7 @@ from edgeaff.runtime.engine_spec import (
     ShapeRange,
 )
 
-ENV = BuildEnvironment("10.3.0.30", DeviceIdentity("Orin", (8, 7), 8))
 PROFILE = {"frames": ShapeRange((1, 48, 48, 3), (8, 48, 48, 3), (32, 48, 48, 3))}
-
-
-class FakeBuilder:
-    """Returns b"ENGINE:<label>:<tensorrt version>", appends to the timing cache, records each build."""
-
-    def __init__(self, env: BuildEnvironment = ENV, *, log_path: Path | None = None, delay: float = 0.0) -> None:
-        self.env = env
-        self.log_path = log_path
-        self.delay = delay
-        self.builds: list[str] = []
-        self.timing_seen: list[bytes] = []
-        self.fail = False
-
-    def environment(self) -> BuildEnvironment:
-        return self.env
-
-    def build(self, request: EngineRequest, *, timing_cache: TimingCacheFile) -> bytes:
-        if self.fail:
-            raise EngineBuildError("builder failed on purpose")
-        self.builds.append(request.label)
-        if self.log_path is not None:
-            with open(self.log_path, "a") as handle:
-                handle.write(f"{os.getpid()}\n")
-        time.sleep(self.delay)
-        previous = timing_cache.load()
-        self.timing_seen.append(previous)
-        timing_cache.save(previous + request.label.encode() + b";")
-        return f"ENGINE:{request.label}:{self.env.tensorrt_version}".encode()
-
-
-def load(data: bytes) -> bytes:
-    if not data.startswith(b"ENGINE:"):
-        raise EngineLoadError("not an engine")
-    return data
 
 
 @pytest.fixture

@@ -146,6 +146,15 @@ class TrtRunner(Runner):
         self._events: list[Any] = []
         self._buffers: dict[str, _Buffer] = {}
 
+    @classmethod
+    def from_request(cls, request: EngineRequest, *, cache_dir: str | Path | None = None, device: int = 0) -> TrtRunner:
+        """A runner for an existing request, e.g. one of :func:`edgeaff.runtime.engine_bundle.bundle_engine_requests`
+        (the same request ``edgeaff build-engines`` built, so the runtime finds its engine in the cache)."""
+        runner = cls(request.onnx_path, cache_dir=cache_dir, device=device)
+        runner.request = request
+        runner.name = f"trt:{request.onnx_path.name}"
+        return runner
+
     def activate(self) -> None:
         """Get (or build) the engine, create the execution context and stream, allocate buffers."""
         from edgeaff.runtime.engine_build import TensorRTBuilder
