@@ -124,7 +124,11 @@ def build_engines_command(
     int8: Annotated[bool, typer.Option("--int8", help="Build INT8 engines (the bundle's Q/DQ graphs).")] = False,
     cache: Annotated[
         Path | None,
-        typer.Option("--cache", metavar="DIR", help="Engine cache directory (default: $EDGEAFF_CACHE_DIR/engines or ~/.cache/edgeaff/engines)."),
+        typer.Option(
+            "--cache",
+            metavar="DIR",
+            help="Engine cache directory (default: $EDGEAFF_CACHE_DIR/engines or ~/.cache/edgeaff/engines).",
+        ),
     ] = None,
     shape: Annotated[
         list[str] | None,

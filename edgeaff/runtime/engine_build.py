@@ -152,10 +152,15 @@ def format_parser_errors(path: Path, problems: Sequence[ParserProblem]) -> str:
         if first.node_operator:
             where += f" ({first.node_operator})"
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-    return (
-        f"{path}: TensorRT's ONNX parser rejected the graph{where}: {first.description}{more}; "
-        "check that this TensorRT version supports the graph's operators and opset"
-    )
+    text = first.description.lower()
+    if "zero point" in text or "zeropt" in text or "zero_point" in text:
+        hint = (
+            "TensorRT takes only symmetric signed INT8 Q/DQ (all zero points 0); quantise with symmetric int8 "
+            "activations and weights (the U8S8 form that suits ONNX Runtime on x86 CPUs does not build)"
+        )
+    else:
+        hint = "check that this TensorRT version supports the graph's operators and opset"
+    return f"{path}: TensorRT's ONNX parser rejected the graph{where}: {first.description}{more}; {hint}"
 
 
 class TensorRTBuilder:
@@ -237,7 +242,9 @@ class TensorRTBuilder:
                 detail = errors[-1] if errors else "no reason logged"
                 raise EngineBuildError(f"{where}: TensorRT could not build the engine: {detail}")
             timing_cache.save(bytes(memoryview(config.get_timing_cache().serialize())))
-            return bytes(memoryview(serialized))
+            data = bytes(memoryview(serialized))
+            del serialized, config, parser, network, builder  # free TensorRT objects while the context is current
+            return data
 
     def deserialize(self, data: bytes) -> Any:
         """Deserialise an engine (``ICudaEngine``) on this device.
@@ -257,7 +264,9 @@ class TensorRTBuilder:
 
     def check_loadable(self, data: bytes) -> None:
         """Deserialise and drop an engine: the check ``edgeaff build-engines`` applies to cached engines."""
-        self.deserialize(data)
+        engine = self.deserialize(data)
+        with self.device.current():
+            del engine
 
     def _configure(self, config: Any, options: BuildOptions, plan: BuildPlan) -> None:
         trt = self.trt

@@ -102,6 +102,8 @@ def test_parser_errors_become_one_message() -> None:
     assert message.startswith("m.onnx: TensorRT's ONNX parser rejected the graph at node 12 'grid' (GridSample): ")
     assert "Unsupported operator GridSample (and 1 more)" in message and "\n" not in message
     assert "without saying why" in format_parser_errors(Path("m.onnx"), [])
+    asymmetric = [ParserProblem("Assertion failed: shiftIsAllZeros(zeroPoint): Non-zero zero point is not supported")]
+    assert "only symmetric signed INT8 Q/DQ" in format_parser_errors(Path("m.onnx"), asymmetric)
 
 
 class FakeTrt:

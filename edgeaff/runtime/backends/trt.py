@@ -107,6 +107,9 @@ class TrtRunner(Runner):
         MissingDependencyError: TensorRT or pycuda is missing.
         EngineBuildError / InvalidInputError: the engine cannot be built as requested.
 
+    A runner owns one execution context, stream and buffer set: use it from one thread at a time (any thread; the
+    CUDA context is made current around each call).
+
     Example:
         >>> with TrtRunner("visual.onnx", precision="fp16",
         ...                profiles={"frames": ((1, 3, 40, 40), (8, 3, 40, 40), (32, 3, 40, 40))}) as runner:
@@ -139,6 +142,7 @@ class TrtRunner(Runner):
         self.last_times: TransferTimes | None = None
         self._tensors: list[EngineTensor] = []
         self._device: CudaDevice | None = None
+        self._builder: Any = None  # holds the TensorRT runtime, which must outlive the engine
         self._cuda: Any = None
         self._engine: Any = None
         self._context: Any = None
@@ -163,7 +167,7 @@ class TrtRunner(Runner):
         self._cuda = import_cuda_driver()
         self._device = CudaDevice(self.device_index, cuda=self._cuda)
         try:
-            builder = TensorRTBuilder(self._device, trt=trt)
+            self._builder = builder = TensorRTBuilder(self._device, trt=trt)
             self.cached = self.cache.get_or_build(self.request, builder=builder, load=builder.deserialize)
             with self._device.current():
                 self._allocate(trt, self.cached.value)
@@ -181,8 +185,9 @@ class TrtRunner(Runner):
         self._stream = cuda.Stream()
         self._events = [cuda.Event() for _ in range(4)]
         for tensor in self._tensors:
-            if tensor.is_input and tensor.profile is not None:
-                self._context.set_input_shape(tensor.name, tensor.profile.max)
+            accepted = tensor.profile is None or self._context.set_input_shape(tensor.name, tensor.profile.max)
+            if not accepted:
+                raise EdgeaffError(f"{self.name}: TensorRT refused the profile's max shape for '{tensor.name}'")
         for tensor in self._tensors:
             largest = (
                 tensor.profile.max if tensor.profile is not None else tuple(self._context.get_tensor_shape(tensor.name))
@@ -207,11 +212,13 @@ class TrtRunner(Runner):
             for buffer in self._buffers.values():
                 buffer.device.free()
             self._buffers.clear()
+            self._tensors = []
             self._events = []
             self._stream = None
             self._context = None
             self._engine = None
             self.cached = None
+            self._builder = None
         self._device.release()
         self._device = None
 
