@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from engine_helpers import ENV, FakeBuilder, load
 
-from edgeaff.runtime.engine_cache import EngineCache, EngineKey, EngineRecord, TimingCacheFile
+from edgeaff.runtime.engine_cache import EngineCache, TimingCacheFile
+from edgeaff.runtime.engine_key import EngineKey, EngineRecord
 from edgeaff.runtime.engine_spec import (
     BuildEnvironment,
     BuildOptions,
