@@ -1,0 +1,360 @@
+"""``edgeaff export``: fold checkpoints → a bundle of ONNX graphs with FP32 parity and optional FP16/INT8 variants.
+
+Steps: collect and check the checkpoints, export the FP32 graphs, compare them with the PyTorch models under ONNX
+Runtime (must agree within :data:`~edgeaff.export.parity.FP32_TOLERANCE`), build the requested variants, measure
+their accuracy cost, write the manifest, and publish the bundle directory atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import edgeaff
+from edgeaff.export import accuracy, bundle, parity, precision, prepared_data, sources, torch2onnx
+from edgeaff.export.manifest import build_manifest
+from edgeaff.export.vggish_weights import resolve_vggish
+from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
+from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
+from edgeaff.train.checkpoint import load_checkpoint
+
+PARITY_FRAMES = 16
+CALIBRATION_FRAMES = 512
+CALIBRATION_BATCH = 32
+EVALUATION_FRAMES_PER_TRIAL = 600
+
+
+class ParityError(EdgeaffError):
+    """An exported FP32 graph disagrees with PyTorch beyond the tolerance."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What ``edgeaff export`` was asked to do (see the CLI for the meaning of each)."""
+
+    fp16: bool = False
+    int8: bool = False
+    calib: Path | None = None
+    opset: int = torch2onnx.DEFAULT_OPSET
+    vggish_weights: str | None = None
+    force: bool = False
+    parity_frames: int = PARITY_FRAMES
+    calibration_frames: int = CALIBRATION_FRAMES
+    evaluation_frames_per_trial: int | None = EVALUATION_FRAMES_PER_TRIAL
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportResult:
+    """The published bundle and its manifest."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityInputs:
+    """Real (or synthetic) inputs every parity check uses."""
+
+    frames: np.ndarray
+    window_frames: np.ndarray | None
+    embedding_seed: int
+    vggish: np.ndarray | None
+    mfcc: np.ndarray | None
+    log_mel: np.ndarray
+    source: str
+
+
+def _parity_inputs(
+    trials: list[prepared_data.Trial] | None,
+    spec: FeatureSpec,
+    normalizations: Sequence[AudioNormalization | None],
+    *,
+    frames: int,
+    audio: bool,
+) -> ParityInputs:
+    rng = np.random.default_rng(20211)
+    window = spec.window.length
+    log_mel = rng.normal(-2.0, 2.0, (4, spec.vggish.example_frames, spec.vggish.mel_bins)).astype(np.float32)
+    if trials:
+        trial = max(trials, key=lambda t: t.length)
+        length = min(window, trial.length)
+        window_frames = np.asarray(trial.frames[:length])
+        vggish = np.asarray(trial.vggish[None, :length]) if audio else None
+        mfcc = np.asarray(trial.mfcc[None, :length]) if audio else None
+        return ParityInputs(window_frames[:frames], window_frames, 0, vggish, mfcc, log_mel, f"prepared:{trial.name}")
+    size = spec.face.image_size
+    stats = next((n for n in normalizations if n is not None), None)
+    vggish = mfcc = None
+    if audio and stats is not None:
+        vggish = rng.normal(stats.vggish.mean, stats.vggish.std, (1, window, spec.vggish.embedding_dim))
+        mfcc = rng.normal(stats.mfcc.mean, stats.mfcc.std, (1, window, spec.mfcc.dim))
+        vggish, mfcc = vggish.astype(np.float32), mfcc.astype(np.float32)
+    synthetic_frames = rng.integers(0, 256, (frames, size, size, 3), dtype=np.uint8)
+    # Synthetic windows take random unit embeddings directly: running the backbones on noise proves nothing more.
+    return ParityInputs(synthetic_frames, None, 20212, vggish, mfcc, log_mel, "synthetic")
+
+
+def _window_embeddings(visual: Path, inputs: ParityInputs, models: int, window: int) -> np.ndarray:
+    """(1, L, M, E) embeddings of the parity window: the visual graph's on real frames, else random unit vectors."""
+    if inputs.window_frames is not None:
+        with accuracy.OrtRunner(visual) as runner:
+            return accuracy.embed_frames(runner, inputs.window_frames)[None]
+    with accuracy.OrtRunner(visual) as runner:
+        width = runner.outputs[0].shape[-1]
+    assert isinstance(width, int)
+    values = np.random.default_rng(inputs.embedding_seed).normal(0.0, 1.0, (1, window, models, width))
+    return (values / np.linalg.norm(values, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def export_bundle(
+    arguments: Sequence[str | Path],
+    output: str | Path,
+    *,
+    options: ExportOptions,
+    log: Callable[[str], None] = lambda _: None,
+) -> ExportResult:
+    """Export fold checkpoints (files or run directories) into a bundle directory at ``output``.
+
+    Raises:
+        InvalidInputError: bad arguments (nothing to export, mixed configurations, duplicate models, ``--int8``
+            without ``--calib``, an existing output without ``--force``, VGGish weights that do not match).
+        ParityError: an FP32 graph differs from PyTorch by more than the tolerance.
+        EdgeaffError: other export failures, with the reason.
+    """
+    out = Path(output)
+    bundle.check_destination(out, force=options.force)
+    if options.int8 and options.calib is None:
+        raise InvalidInputError(
+            "--int8 needs --calib PREPARED_DIR: INT8 scales are calibrated on real frames, never guessed"
+        )
+    if options.opset < torch2onnx.MIN_OPSET:
+        raise InvalidInputError(f"--opset must be at least {torch2onnx.MIN_OPSET}, got {options.opset}")
+    checkpoint_sources = sources.collect_sources(arguments)
+    spec = FeatureSpec.from_dict(sources.check_compatible(checkpoint_sources))
+    trials = None
+    if options.calib is not None:
+        trials = prepared_data.load_prepared(options.calib, image_size=spec.face.image_size)
+    log(f"exporting {len(checkpoint_sources)} model(s): {', '.join(s.label for s in checkpoint_sources)}")
+    loaded = [load_checkpoint(s.path) for s in checkpoint_sources]
+    models = [model for model, _ in loaded]
+    metadata = [meta for _, meta in loaded]
+    normalizations = [meta.normalization for meta in metadata]
+    audio = any(m.config.multimodal for m in models)
+    vggish_model, vggish_info = resolve_vggish(spec.vggish, options.vggish_weights) if audio else (None, None)
+    calibration, evaluation = prepared_data.split_trials(trials) if trials else (None, None)
+
+    with bundle.staging_directory(out) as staging:
+        graph_set = torch2onnx.build_graphs(
+            models,
+            normalizations,
+            feature_spec=spec,
+            vggish=vggish_model,
+            directory=staging,
+            opset=options.opset,
+            log=log,
+        )
+        graphs = graph_set.graphs
+        log(f"exported FP32 graphs: {', '.join(graphs)}; shared trunk: {graph_set.trunks.shared}")
+        started = time.perf_counter()
+        inputs = _parity_inputs(evaluation, spec, normalizations, frames=options.parity_frames, audio=audio)
+        window_embeddings = _window_embeddings(graphs["visual"].path, inputs, len(models), spec.window.length)
+        fp32 = {
+            "visual": parity.check_visual(graphs["visual"].path, models, inputs.frames, spec.face),
+            "temporal": parity.check_temporal(
+                graphs["temporal"].path,
+                models,
+                normalizations,
+                embeddings=window_embeddings,
+                vggish=inputs.vggish,
+                mfcc=inputs.mfcc,
+            ),
+            "temporal_stream": parity.check_stream(
+                graphs["temporal_stream"].path,
+                models,
+                normalizations,
+                embeddings=window_embeddings,
+                vggish=inputs.vggish,
+                mfcc=inputs.mfcc,
+                state_size=graph_set.state_size,
+            ),
+        }
+        if vggish_model is not None:
+            fp32["vggish"] = parity.check_vggish(graphs["vggish"].path, vggish_model, inputs.log_mel)
+        for name, agreement in fp32.items():
+            log(
+                f"parity fp32 {name}: max abs difference {agreement.max_abs:.2e} on outputs up to "
+                f"{agreement.reference_max:.2g} (tolerance {parity.FP32_TOLERANCE:.0e})"
+            )
+        log(f"parity checks took {time.perf_counter() - started:.1f} s")
+        failed = {k: v for k, v in fp32.items() if not v.scaled <= parity.FP32_TOLERANCE}
+        if failed:
+            raise ParityError(
+                f"exported graphs differ from PyTorch beyond {parity.FP32_TOLERANCE:.0e}: "
+                + ", ".join(f"{k} {v.max_abs:.2e}" for k, v in failed.items())
+                + "; the bundle was not written"
+            )
+
+        files: dict[str, dict[str, str]] = {name: {"fp32": g.path.name} for name, g in graphs.items()}
+        recipes: dict[str, Any] = {}
+        if options.fp16:
+            for name, graph in graphs.items():
+                target = graph.path.with_name(f"{name}.fp16.onnx")
+                precision.convert_fp16(graph.path, target)
+                files[name]["fp16"] = target.name
+            recipes["fp16"] = {
+                "tool": "onnxruntime.transformers.float16",
+                "float32_ops": list(precision.FP16_BLOCKED_OPS),
+                "io": "float32",
+                "checked_with": "onnx.checker (full type inference) and onnxruntime CPUExecutionProvider, which runs "
+                "float16 operators lacking CPU float16 kernels in float32 between float16 tensors",
+            }
+            log("built FP16 variants")
+        if options.int8:
+            assert calibration is not None
+            batches = prepared_data.calibration_batches(
+                calibration, frames=options.calibration_frames, batch=CALIBRATION_BATCH
+            )
+            target = graphs["visual"].path.with_name("visual.int8.onnx")
+            recipe = precision.quantize_int8(graphs["visual"].path, target, input_name="frames", batches=batches)
+            recipe["calibration_trials"] = [t.name for t in calibration]
+            recipe["quantized_graphs"] = ["visual"]
+            recipes["int8"] = recipe
+            files["visual"]["int8"] = target.name
+            log(f"built the INT8 visual graph from {recipe['calibration_frames']} calibration frames")
+
+        started = time.perf_counter()
+        quality = _variant_quality(
+            staging,
+            files=files,
+            inputs=inputs,
+            window_embeddings=window_embeddings,
+            evaluation=evaluation,
+            dimensions=[m.dimension for m in metadata],
+            spec=spec,
+            options=options,
+            audio=audio,
+            state_size=graph_set.state_size,
+        )
+        if quality:
+            log(f"precision comparisons took {time.perf_counter() - started:.1f} s")
+        manifest = build_manifest(
+            staging,
+            sources=checkpoint_sources,
+            metadata=metadata,
+            feature_spec=spec,
+            graph_set=graph_set,
+            files=files,
+            vggish=vggish_info,
+            parity={
+                "fp32_vs_pytorch": {k: v.to_dict() for k, v in fp32.items()},
+                "tolerance": parity.FP32_TOLERANCE,
+                "tolerance_rule": "max_abs / max(1, reference_max_abs) <= tolerance",
+                "inputs": inputs.source,
+                **quality,
+            },
+            recipes=recipes,
+            versions=_versions(),
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        bundle.write_manifest(staging, manifest)
+        bundle.publish(staging, out, force=options.force)
+    return ExportResult(out, manifest)
+
+
+def _variant_quality(
+    directory: Path,
+    *,
+    files: dict[str, dict[str, str]],
+    inputs: ParityInputs,
+    window_embeddings: np.ndarray,
+    evaluation: list[prepared_data.Trial] | None,
+    dimensions: Sequence[str],
+    spec: FeatureSpec,
+    options: ExportOptions,
+    audio: bool,
+    state_size: int,
+) -> dict[str, Any]:
+    """Max abs difference of every reduced-precision graph against FP32 on the parity inputs, and CCC figures."""
+    variants = sorted({p for per_graph in files.values() for p in per_graph} - {"fp32"})
+    if not variants:
+        return {}
+    report: dict[str, Any] = {}
+    for variant in variants:
+        differences = {}
+        for name, per_graph in files.items():
+            if variant not in per_graph:
+                continue
+            differences[name] = _max_abs_between(
+                directory / per_graph["fp32"],
+                directory / per_graph[variant],
+                name=name,
+                inputs=inputs,
+                window_embeddings=window_embeddings,
+                state_size=state_size,
+            )
+        report[f"{variant}_max_abs_vs_fp32"] = differences
+    if evaluation:
+        paths = {
+            p: accuracy.GraphPaths(
+                directory / files["visual"].get(p, files["visual"]["fp32"]),
+                directory / files["temporal"].get(p, files["temporal"]["fp32"]),
+            )
+            for p in ["fp32", *variants]
+        }
+        report["ccc"] = accuracy.compare_variants(
+            paths,
+            evaluation,
+            dimensions=dimensions,
+            window=spec.window.length,
+            hop=spec.window.hop,
+            frames_per_trial=options.evaluation_frames_per_trial,
+            audio=audio,
+        )
+        report["ccc"]["runtime"] = "onnxruntime CPUExecutionProvider"
+    return report
+
+
+def _max_abs_between(
+    reference: Path,
+    variant: Path,
+    *,
+    name: str,
+    inputs: ParityInputs,
+    window_embeddings: np.ndarray,
+    state_size: int,
+) -> float:
+    feed: dict[str, np.ndarray]
+    if name == "visual":
+        feed = {"frames": inputs.frames}
+    elif name == "vggish":
+        feed = {"log_mel": inputs.log_mel}
+    else:
+        feed = {"embeddings": window_embeddings}
+        if inputs.vggish is not None and inputs.mfcc is not None:
+            feed |= {"vggish": inputs.vggish, "mfcc": inputs.mfcc}
+        if name == "temporal_stream":
+            feed["state"] = np.zeros((1, state_size), np.float32)
+    results = []
+    for path in (reference, variant):
+        with accuracy.OrtRunner(path) as runner:
+            results.append(next(iter(runner.infer(feed).values())))
+    return float(np.abs(results[0] - results[1]).max())
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata as package_metadata
+
+    versions = {"edgeaff": edgeaff.__version__, "python": platform.python_version()}
+    for package in ("torch", "onnx", "onnxruntime", "onnxscript"):
+        try:
+            versions[package] = package_metadata.version(package)
+        except package_metadata.PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions

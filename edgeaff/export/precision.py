@@ -1,0 +1,243 @@
+"""FP16 and INT8 variants of the bundle's FP32 ONNX graphs (no torch).
+
+FP16 (``design.md`` §4): float tensors and weights become float16 except around numerically sensitive operators
+(L2 normalisation, LayerNorm, softmax, reductions, exp/log/pow/sqrt), which stay float32 behind explicit Cast nodes;
+graph inputs and outputs stay float32 (the runtime feeds the same arrays as for FP32). The conversion is ONNX
+Runtime's maintained ``transformers.float16`` tool with a block list; the result is checked with the ONNX checker
+(full type inference: every operator sees one consistent float type, which the strongly typed TensorRT path needs)
+and loaded in ONNX Runtime.
+
+INT8: explicit Q/DQ nodes from static calibration on real frames (ONNX Runtime ``quantize_static`` after
+``quant_pre_process``): unsigned 8-bit activations, signed per-channel 8-bit weights (U8S8, the fast form on x86
+CPUs, ``feasibility.md`` §3), MinMax calibration. Only convolutions, matrix products and the residual additions are
+quantised; the input scaling, L2 normalisation, fusion and heads stay float.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeaff.runtime.errors import EdgeaffError
+
+FP16_BLOCKED_OPS = (
+    "ReduceL2",
+    "ReduceL1",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "ReduceMean",
+    "ReduceMax",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceLogSumExp",
+    "LayerNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "Exp",
+    "Log",
+    "Pow",
+    "Sqrt",
+    "Reciprocal",
+)
+INT8_OP_TYPES = ("Conv", "Gemm", "MatMul", "Add")
+
+
+class PrecisionError(EdgeaffError):
+    """A reduced-precision variant could not be built or failed its checks."""
+
+
+def _consumers_of(model: Any, tensor: str) -> list[Any]:
+    return [node for node in model.graph.node if tensor in node.input]
+
+
+def fp16_node_block_list(model: Any) -> list[str]:
+    """Names of nodes that must stay float32: blocked operators plus any Div/Mul that rescales by a norm."""
+    blocked: list[str] = []
+    for node in model.graph.node:
+        if node.op_type in FP16_BLOCKED_OPS:
+            blocked.append(node.name)
+            if node.op_type in ("ReduceL2", "Sqrt"):
+                blocked += [c.name for c in _consumers_of(model, node.output[0]) if c.op_type in ("Div", "Mul")]
+    return blocked
+
+
+def convert_fp16(source: Path, target: Path) -> None:
+    """Write the FP16 variant of ``source`` to ``target`` (inputs/outputs float32, sensitive ops float32).
+
+    Raises:
+        PrecisionError: the converted graph fails the ONNX checker or does not load in ONNX Runtime.
+    """
+    import onnx
+    from onnxruntime.transformers import float16
+
+    model = onnx.load(str(source))
+    _name_unnamed_nodes(model)
+    blocked_nodes = fp16_node_block_list(model)
+    with _quiet():
+        converted = float16.convert_float_to_float16(
+            model,
+            keep_io_types=True,
+            op_block_list=list(FP16_BLOCKED_OPS),
+            node_block_list=blocked_nodes,
+        )
+    _sort_topologically(converted)
+    # The tool's intermediate type annotations can disagree with what it actually built; drop them and let the
+    # checker's strict inference derive every type from the weights and the Casts.
+    del converted.graph.value_info[:]
+    check_fp16_graph(converted, where=source.name)
+    onnx.save(converted, str(target))
+    _check_loads(target)
+
+
+def check_fp16_graph(model: Any, *, where: str) -> None:
+    """Full ONNX check (strict type inference) plus edgeaff's rules for FP16 graphs.
+
+    Raises:
+        PrecisionError: a checker failure, a graph input/output that is not float32 where the FP32 graph had one,
+            a double-precision tensor, or no float16 weights at all.
+    """
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise PrecisionError(f"{where}: the FP16 graph fails the ONNX checker: {exc}") from None
+    float16 = onnx.TensorProto.FLOAT16
+    for value in [*model.graph.input, *model.graph.output]:
+        if value.type.tensor_type.elem_type == float16:
+            raise PrecisionError(f"{where}: FP16 graph {value.name} is float16; inputs and outputs must stay float32")
+    if not any(init.data_type == float16 for init in model.graph.initializer):
+        raise PrecisionError(f"{where}: the FP16 graph has no float16 weights")
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    doubles = [v.name for v in inferred.graph.value_info if v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE]
+    if doubles:
+        raise PrecisionError(f"{where}: the FP16 graph has float64 tensors {doubles[:3]}")
+
+
+class _FrameBatches:
+    """ONNX Runtime calibration reader over batches of real frames."""
+
+    def __init__(self, input_name: str, batches: Iterable[np.ndarray]) -> None:
+        self._iterator: Iterator[np.ndarray] = iter(batches)
+        self._name = input_name
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._iterator, None)
+        return None if batch is None else {self._name: batch}
+
+    def rewind(self) -> None:  # pragma: no cover - quantize_static calls it only for some methods
+        raise PrecisionError("calibration data can be read once only")
+
+
+def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[np.ndarray]) -> dict[str, Any]:
+    """Write the INT8 (Q/DQ, U8S8, per-channel weights) variant of ``source``, calibrated on ``batches``.
+
+    Args:
+        source: FP32 graph.
+        target: output path.
+        input_name: the graph input the batches feed.
+        batches: real input batches (never random: scales come from these).
+
+    Returns:
+        A JSON-ready description of the recipe for the manifest.
+
+    Raises:
+        PrecisionError: no calibration batches, or the result does not load in ONNX Runtime.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not batches:
+        raise PrecisionError("INT8 quantisation needs calibration frames; none were given")
+    with tempfile.TemporaryDirectory(prefix="edgeaff-int8-") as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        with _quiet():
+            quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        model = onnx.load(str(prepared))
+        _name_unnamed_nodes(model)
+        onnx.save(model, str(prepared))
+        with _quiet():
+            quantize_static(
+                str(prepared),
+                str(target),
+                _FrameBatches(input_name, batches),
+                quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(INT8_OP_TYPES),
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                # The embedding layer's output feeds the L2 normalisation: keep it float.
+                extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
+            )
+    _check_loads(target)
+    return {
+        "format": "QDQ",
+        "activations": "uint8",
+        "weights": "int8 per-channel",
+        "calibration_method": "MinMax",
+        "calibration_frames": int(sum(len(b) for b in batches)),
+        "quantized_op_types": list(INT8_OP_TYPES),
+        "float_outputs": ["Gemm"],
+    }
+
+
+def _name_unnamed_nodes(model: Any) -> None:
+    used = {node.name for node in model.graph.node if node.name}
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{index}"
+            while name in used:
+                name += "_"
+            node.name = name
+            used.add(name)
+
+
+def _sort_topologically(model: Any) -> None:
+    """Reorder the nodes so every input is produced before it is used (the FP16 tool appends its Casts)."""
+    available = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    pending = list(model.graph.node)
+    ordered = []
+    while pending:
+        ready = [n for n in pending if all(name in available for name in n.input)]
+        if not ready:
+            raise PrecisionError("the converted graph has a cycle or an input nobody produces")
+        for node in ready:
+            available.update(node.output)
+        ordered += ready
+        pending = [n for n in pending if all(n is not r for r in ready)]
+    del model.graph.node[:]
+    model.graph.node.extend(ordered)
+
+
+def _check_loads(path: Path) -> None:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise PrecisionError(f"{path.name}: ONNX Runtime cannot load the converted graph ({exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence the converters' prints and info logs (they go to stdout/stderr and the root logger)."""
+    sink = io.StringIO()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        root.setLevel(level)

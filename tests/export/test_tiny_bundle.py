@@ -1,0 +1,143 @@
+"""A three-fold ir-tiny bundle with FP16 and INT8 variants: manifest, runtime parity, shared trunk, precisions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from conftest import TINY_ENTRIES
+
+from edgeaff.export import visual_graph
+from edgeaff.export.parity import preprocess_frames
+from edgeaff.export.prepared_data import load_prepared
+from edgeaff.export.torch2onnx import TensorInfo, export_module
+from edgeaff.runtime.backends.ort import OrtRunner
+from edgeaff.runtime.bundle import load_bundle
+from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.spec import FaceSpec
+
+pytestmark = pytest.mark.slow  # exports real graphs: tens of seconds per bundle (built once per session)
+
+TOLERANCE = 1e-4  # ONNX Runtime float32 vs PyTorch float32
+SHARED_TOLERANCE = 1e-5  # shared-trunk graph vs per-fold graph: the same float32 arithmetic
+
+
+def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
+    _, paths = tiny_set
+    bundle = load_bundle(tiny_bundle)
+    manifest = bundle.manifest
+    assert [(m["fold"], m["dimension"]) for m in manifest["models"]] == TINY_ENTRIES
+    assert [m["checkpoint"]["sha256"] for m in manifest["models"]] == [sha256_file(p) for p in paths]
+    assert manifest["models"][1]["metrics"] == {"ccc": pytest.approx(0.41)}
+    assert manifest["visual"]["shared_trunk"] is True and manifest["visual"]["trunk_groups"] == [[0, 1, 2]]
+    assert set(manifest["graphs"]) == {"visual", "temporal", "temporal_stream"}  # unimodal: no VGGish
+    assert manifest["precisions"] == ["fp32", "fp16", "int8"]
+    assert set(manifest["graphs"]["visual"]["variants"]) == {"fp32", "fp16", "int8"}
+    assert set(manifest["graphs"]["temporal"]["variants"]) == {"fp32", "fp16"}
+    assert manifest["graphs"]["visual"]["inputs"] == [
+        {"name": "frames", "shape": ["frames", 48, 48, 3], "dtype": "uint8"}
+    ]
+    assert manifest["graphs"]["visual"]["outputs"][0]["shape"] == ["frames", 3, 64]
+    assert {"edgeaff", "torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
+    assert manifest["audio_normalization"]["location"] == "temporal_graph"
+    assert manifest["precision_recipes"]["int8"]["calibration_trials"] == ["t01", "t02"]
+    for name, agreement in manifest["parity"]["fp32_vs_pytorch"].items():
+        assert agreement["scaled"] <= TOLERANCE, name
+    ccc = manifest["parity"]["ccc"]
+    assert ccc["trials"] == ["v01"] and ccc["frames"] == 330
+    assert min(ccc["fp16"]["ccc_vs_fp32"]) > 0.999
+    assert max(abs(d) for d in ccc["fp16"]["ccc_drop"]) <= 0.005
+    assert len(ccc["int8"]["ccc_vs_fp32"]) == 3
+
+
+def test_visual_then_temporal_under_onnx_runtime_equals_the_pytorch_models(
+    tiny_bundle: Path, tiny_set, prepared_dir: Path
+) -> None:
+    models, _ = tiny_set
+    bundle = load_bundle(tiny_bundle)
+    frames = np.asarray(load_prepared(prepared_dir)[2].frames[:40])
+    with OrtRunner(bundle.graphs["visual"].file()) as visual, OrtRunner(bundle.graphs["temporal"].file()) as temporal:
+        predictions = temporal.infer({"embeddings": visual.infer({"frames": frames})["embeddings"][None]})
+    crops = preprocess_frames(frames, FaceSpec())[None]
+    with torch.no_grad():
+        expected = torch.stack([m(crops) for m in models], dim=-1).numpy()
+    assert predictions["predictions"].shape == (1, 40, 3)
+    assert np.abs(predictions["predictions"] - expected).max() < TOLERANCE
+
+
+def test_shared_trunk_equals_per_fold_backbones_and_is_smaller(tiny_bundle: Path, tiny_set, tmp_path: Path) -> None:
+    models, _ = tiny_set
+    bundle = load_bundle(tiny_bundle)
+    separate = visual_graph.TrunkPlan(False, ((0,), (1,), (2,)), ("a", "b", "c"), trunk_units=2)
+    path = tmp_path / "per_fold.onnx"
+    export_module(
+        visual_graph.VisualEnsemble(models, FaceSpec(), separate),
+        path,
+        name="visual",
+        inputs=[TensorInfo("frames", ("frames", 48, 48, 3), "uint8")],
+        outputs=[TensorInfo("embeddings", ("frames", 3, 64), "float32")],
+        example=[torch.zeros(2, 48, 48, 3, dtype=torch.uint8)],
+        opset=18,
+    )
+    frames = np.random.default_rng(4).integers(0, 256, (16, 48, 48, 3), dtype=np.uint8)
+    with OrtRunner(bundle.graphs["visual"].file()) as shared, OrtRunner(path) as per_fold:
+        difference = np.abs(
+            shared.infer({"frames": frames})["embeddings"] - per_fold.infer({"frames": frames})["embeddings"]
+        )
+    assert difference.max() < SHARED_TOLERANCE
+    shared_graph = onnx.load(str(bundle.graphs["visual"].file()))
+    per_fold_graph = onnx.load(str(path))
+    count = lambda g: sum(1 for n in g.graph.node if n.op_type == "Conv")  # noqa: E731
+    assert count(shared_graph) < count(per_fold_graph)
+    assert bundle.graphs["visual"].file().stat().st_size < path.stat().st_size
+
+
+def test_a_different_trunk_is_not_shared(tiny_set) -> None:
+    models, _ = tiny_set
+    import copy
+
+    changed = copy.deepcopy(models[1])
+    changed.backbone.stem_bn.running_mean += 1e-6  # a BatchNorm statistic, not a parameter
+    plan = visual_graph.plan_trunks([models[0], changed, models[2]])
+    assert plan.shared is False and plan.groups == ((0,), (1,), (2,))
+    assert visual_graph.plan_trunks(models).shared is True
+
+
+def _types(model: onnx.ModelProto) -> dict[str, int]:
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+    return {v.name: v.type.tensor_type.elem_type for v in values}
+
+
+def test_fp16_graphs_keep_float32_io_and_norms(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    for name in ("visual", "temporal", "temporal_stream"):
+        model = onnx.load(str(bundle.graphs[name].file("fp16")))
+        onnx.checker.check_model(model, full_check=True)
+        reference = onnx.load(str(bundle.graphs[name].file("fp32")))
+        io = lambda m: [(v.name, v.type.tensor_type.elem_type) for v in [*m.graph.input, *m.graph.output]]  # noqa: E731
+        assert io(model) == io(reference)
+        assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in model.graph.initializer)
+        types = _types(model)
+        for node in model.graph.node:
+            if node.op_type == "ReduceL2":
+                assert types[node.input[0]] == onnx.TensorProto.FLOAT, (name, node.name)
+
+
+def test_int8_visual_graph_is_qdq_u8s8_per_channel(tiny_bundle: Path) -> None:
+    bundle = load_bundle(tiny_bundle)
+    model = onnx.load(str(bundle.graphs["visual"].file("int8")))
+    initializers = {i.name: i for i in model.graph.initializer}
+    quantize = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert quantize and all(initializers[n.input[2]].data_type == onnx.TensorProto.UINT8 for n in quantize)
+    weight_dq = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] in initializers]
+    conv_weights = [n for n in weight_dq if initializers[n.input[0]].data_type == onnx.TensorProto.INT8]
+    assert conv_weights and any(len(initializers[n.input[1]].dims) == 1 for n in conv_weights)  # per-channel
+    producers = {o: n for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        if node.op_type == "ReduceL2":
+            assert producers[node.input[0]].op_type != "DequantizeLinear"  # the L2 norm stays float
+    assert bundle.graphs["temporal"].file("int8") == bundle.graphs["temporal"].file("fp32")
