@@ -1,4 +1,11 @@
-"""ONNX Runtime backend: CPU, CUDA and TensorRT execution providers."""
+"""ONNX Runtime backend: CPU, CUDA and TensorRT execution providers.
+
+For ``ort-trt`` the TensorRT execution provider gets edgeaff's defaults (:func:`gpu_provider_options`): FP16 /
+INT8 only when asked for, its engine cache enabled in ``<engine cache>/ort-trt/<graph sha256[:16]>.<precision>.
+ort-<version>/`` (a changed graph, precision or ONNX Runtime, which pins the TensorRT it was built against, gets a
+fresh directory: ONNX Runtime's own cache never invalidates, onnxruntime#22244) and a persistent timing cache.
+Explicit ``provider_options`` override these defaults key by key.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.backends.base import Runner, TensorSpec
+from edgeaff.runtime.engine_spec import Precision, ShapeRange
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, require
+from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.paths import engine_cache_dir
 
 PROVIDERS = {
     "ort-cpu": ["CPUExecutionProvider"],
@@ -29,6 +39,62 @@ _ORT_TYPES: dict[str, np.dtype] = {
 }
 
 
+def _flag(value: bool) -> str:
+    return "True" if value else "False"  # the TensorRT EP accepts only these spellings
+
+
+def _profile_option(ranges: Mapping[str, ShapeRange], which: int) -> str:
+    return ",".join(f"{name}:{'x'.join(str(d) for d in r.astuple()[which])}" for name, r in ranges.items())
+
+
+def gpu_provider_options(
+    backend: str,
+    *,
+    graph_sha256: str,
+    ort_version: str,
+    precision: Precision | None = None,
+    cache_dir: Path | None = None,
+    profiles: Mapping[str, ShapeRange] | None = None,
+    device_id: int = 0,
+    workspace_mib: int | None = None,
+) -> dict[str, dict[str, str]]:
+    """Provider options edgeaff sets for the GPU backends (``{}`` for ``ort-cpu``).
+
+    Args:
+        backend: ``ort-cpu``, ``ort-cuda`` or ``ort-trt``.
+        graph_sha256: the ONNX file's sha256 (names the per-graph engine cache directory).
+        ort_version: ``onnxruntime.__version__``.
+        precision: TensorRT EP precision (``ort-trt`` only; ``None`` = FP32).
+        cache_dir: engine cache root (``None``: :func:`edgeaff.runtime.paths.engine_cache_dir`).
+        profiles: ``{input: ShapeRange}`` for the TensorRT EP's explicit optimisation profile.
+        device_id: CUDA device ordinal.
+        workspace_mib: TensorRT workspace limit.
+    """
+    if backend == "ort-cpu":
+        return {}
+    options: dict[str, dict[str, str]] = {"CUDAExecutionProvider": {"device_id": str(device_id)}}
+    if backend != "ort-trt":
+        return options
+    chosen = precision or Precision.FP32
+    root = (cache_dir or engine_cache_dir()) / "ort-trt"
+    trt = {
+        "device_id": str(device_id),
+        "trt_fp16_enable": _flag(chosen in (Precision.FP16, Precision.INT8)),
+        "trt_int8_enable": _flag(chosen is Precision.INT8),
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(root / f"{graph_sha256[:16]}.{chosen.value}.ort-{ort_version}"),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(root / f"timing.ort-{ort_version}"),
+    }
+    if workspace_mib is not None:
+        trt["trt_max_workspace_size"] = str(workspace_mib << 20)
+    if profiles:
+        for which, key in enumerate(("trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes")):
+            trt[key] = _profile_option(profiles, which)
+    options["TensorrtExecutionProvider"] = trt
+    return options
+
+
 def _spec(node: Any) -> TensorSpec:
     dtype = _ORT_TYPES.get(node.type)
     if dtype is None:
@@ -44,7 +110,13 @@ class OrtRunner(Runner):
         path: the ``.onnx`` file.
         backend: ``"ort-cpu"``, ``"ort-cuda"`` or ``"ort-trt"``.
         threads: intra-op threads (``None``: ONNX Runtime's default).
-        provider_options: per-provider options, e.g. ``{"TensorrtExecutionProvider": {"trt_fp16_enable": True}}``.
+        provider_options: per-provider options, e.g. ``{"TensorrtExecutionProvider": {"trt_fp16_enable": "True"}}``;
+            they override edgeaff's defaults (:func:`gpu_provider_options`) key by key.
+        precision: TensorRT EP precision for ``ort-trt`` (``fp32``/``fp16``/``int8``); other backends run the graph's
+            own types and refuse a precision.
+        cache_dir: engine cache root for the TensorRT EP (``None``: ``engine_cache_dir()``).
+        profiles: ``{input: (min, opt, max)}`` for the TensorRT EP's optimisation profile.
+        device_id: CUDA device ordinal for the CUDA and TensorRT EPs.
 
     Raises (on ``__enter__``):
         MissingDependencyError: onnxruntime is not installed.
@@ -59,10 +131,23 @@ class OrtRunner(Runner):
         backend: str = "ort-cpu",
         threads: int | None = None,
         provider_options: Mapping[str, Mapping[str, Any]] | None = None,
+        precision: str | Precision | None = None,
+        cache_dir: str | Path | None = None,
+        profiles: Mapping[str, Any] | None = None,
+        device_id: int = 0,
     ) -> None:
         super().__init__()
         if backend not in PROVIDERS:
             raise InvalidInputError(f"unknown ONNX Runtime backend '{backend}'; choose one of {', '.join(PROVIDERS)}")
+        if precision is not None and backend != "ort-trt":
+            raise InvalidInputError(
+                f"backend '{backend}' runs the graph in its own precision; a build precision ({precision}) applies "
+                "to ort-trt and trt only (give an FP16/INT8 graph instead)"
+            )
+        self.precision = Precision.parse(precision) if precision is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.profiles = {str(k): ShapeRange.of(v) for k, v in (profiles or {}).items()}
+        self.device_id = device_id
         self.path = Path(path)
         self.backend = backend
         self.threads = threads
@@ -90,7 +175,16 @@ class OrtRunner(Runner):
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        providers = [(p, self.provider_options.get(p, {})) for p in wanted if p in available]
+        defaults = gpu_provider_options(
+            self.backend,
+            graph_sha256=sha256_file(self.path) if self.backend == "ort-trt" else "",
+            ort_version=str(ort.__version__),
+            precision=self.precision,
+            cache_dir=self.cache_dir,
+            profiles=self.profiles,
+            device_id=self.device_id,
+        )
+        providers = [(p, {**defaults.get(p, {}), **self.provider_options.get(p, {})}) for p in wanted if p in available]
         try:
             self._session = ort.InferenceSession(str(self.path), sess_options=options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
