@@ -126,11 +126,10 @@ class CaptureSource:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # The reader thread owns the capture and releases it when it stops, which may be after a blocked read
+        # returns: releasing it here, under a read in progress, is not safe with every OpenCV backend.
         if self._reader is not None:
             self._reader.stop()
-        if self._capture is not None:
-            capture, self._capture = self._capture, None
-            capture.release()
 
     def __iter__(self) -> Iterator[VideoFrame | AudioChunk]:
         if self._reader is None:
@@ -138,20 +137,22 @@ class CaptureSource:
         return iter(self._reader)
 
     def _produce(self, stopping: Callable[[], bool]) -> Iterator[VideoFrame]:
+        capture = self._capture
         start: float | None = None
         index = 0
-        while not stopping():
-            capture = self._capture
-            if capture is None:
-                return
-            ok, image = capture.read()
-            arrival = time.perf_counter()
-            if not ok or image is None:
-                if index == 0:
-                    raise EdgeaffError(f"the camera {self.info.uri} opened but delivers no frames")
-                return  # the device stopped delivering: end of stream
-            start = arrival if start is None else start
-            if image.ndim == 2:
-                image = image[:, :, None].repeat(3, axis=2)
-            yield VideoFrame(index, arrival - start, image[:, :, :3].copy(), arrival)
-            index += 1
+        try:
+            while not stopping():
+                ok, image = capture.read()
+                arrival = time.perf_counter()
+                if not ok or image is None:
+                    if index == 0 and not stopping():
+                        raise EdgeaffError(f"the camera {self.info.uri} opened but delivers no frames")
+                    return  # the device stopped delivering: end of stream
+                start = arrival if start is None else start
+                if image.ndim == 2:
+                    image = image[:, :, None].repeat(3, axis=2)
+                yield VideoFrame(index, arrival - start, image[:, :, :3].copy(), arrival)
+                index += 1
+        finally:
+            self._capture = None
+            capture.release()

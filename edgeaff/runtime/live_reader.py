@@ -65,8 +65,9 @@ class LiveReader:
             self._thread.join(join_s)
 
     def _run(self) -> None:
+        items = self._produce(self._stop.is_set)
         try:
-            for item in self._produce(self._stop.is_set):
+            for item in items:
                 if self._stop.is_set():
                     break
                 with self._ready:
@@ -79,6 +80,9 @@ class LiveReader:
         except BaseException as exc:  # handed over to the consumer thread, which re-raises it
             self._error = exc
         finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # runs the producer's own clean-up (e.g. releasing the camera) now, in this thread
             with self._ready:
                 self._done = True
                 self._ready.notify_all()

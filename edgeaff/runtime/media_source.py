@@ -236,11 +236,10 @@ class NetworkStreamSource:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # The reader thread owns the open container and closes it when it stops (closing it here, under a read
+        # in progress, would not be safe).
         if self._reader is not None:
             self._reader.stop()
-        if self._container is not None:
-            container, self._container = self._container, None
-            container.close()
 
     def __iter__(self) -> Iterator[VideoFrame | AudioChunk]:
         if self._reader is None:
@@ -256,8 +255,9 @@ class NetworkStreamSource:
         first_video: float | None = None
         aligned = False  # the first delivered audio sample has been placed on the video timeline
         index = 0
+        container = self._container
         try:
-            for frame in self._container.decode(**streams):
+            for frame in container.decode(**streams):
                 if stopping():
                     return
                 t_s = _to_float(frame.time)
@@ -286,3 +286,6 @@ class NetworkStreamSource:
             if stopping():
                 return
             raise EdgeaffError(f"{self.url}: the stream failed after {index} frames ({_reason(exc)})") from None
+        finally:
+            self._container = None
+            container.close()
