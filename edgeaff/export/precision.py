@@ -10,7 +10,8 @@ and loaded in ONNX Runtime.
 INT8: explicit Q/DQ nodes from static calibration on real frames (ONNX Runtime ``quantize_static`` after
 ``quant_pre_process``): unsigned 8-bit activations, signed per-channel 8-bit weights (U8S8, the fast form on x86
 CPUs, ``feasibility.md`` §3), MinMax calibration. Only convolutions, matrix products and the residual additions are
-quantised; the input scaling, L2 normalisation, fusion and heads stay float.
+quantised; the input scaling, the stem convolution that reads the image, the embedding layer's output, L2
+normalisation, fusion and heads stay float.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ FP16_BLOCKED_OPS = (
     "Reciprocal",
 )
 INT8_OP_TYPES = ("Conv", "Gemm", "MatMul", "Add")
+INT8_CALIBRATION = "MinMax"
 
 
 class PrecisionError(EdgeaffError):
@@ -163,6 +165,7 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
             quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         model = onnx.load(str(prepared))
         _name_unnamed_nodes(model)
+        excluded = input_convolutions(model)
         onnx.save(model, str(prepared))
         with _quiet():
             quantize_static(
@@ -174,7 +177,8 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
-                calibrate_method=CalibrationMethod.MinMax,
+                calibrate_method=getattr(CalibrationMethod, INT8_CALIBRATION),
+                nodes_to_exclude=excluded,
                 # The embedding layer's output feeds the L2 normalisation: keep it float.
                 extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
             )
@@ -183,11 +187,31 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
         "format": "QDQ",
         "activations": "uint8",
         "weights": "int8 per-channel",
-        "calibration_method": "MinMax",
+        "calibration_method": INT8_CALIBRATION,
         "calibration_frames": int(sum(len(b) for b in batches)),
         "quantized_op_types": list(INT8_OP_TYPES),
         "float_outputs": ["Gemm"],
+        "float_nodes": excluded,
     }
+
+
+def input_convolutions(model: Any) -> list[str]:
+    """Names of the convolutions that read the graph inputs (through preprocessing only).
+
+    They stay float: they cost little (3 input channels) and quantising the stem of a deep residual network costs
+    far more accuracy than any other layer (measured on IR-50: embedding cosine 0.94 with the stem quantised,
+    0.9999 with any other single convolution quantised).
+    """
+    derived = {value.name for value in model.graph.input}
+    stems: list[str] = []
+    for node in model.graph.node:  # topologically sorted
+        if not any(name in derived for name in node.input):
+            continue
+        if node.op_type == "Conv":
+            stems.append(node.name)
+        else:
+            derived.update(node.output)
+    return stems
 
 
 def _name_unnamed_nodes(model: Any) -> None:

@@ -140,4 +140,8 @@ def test_int8_visual_graph_is_qdq_u8s8_per_channel(tiny_bundle: Path) -> None:
     for node in model.graph.node:
         if node.op_type == "ReduceL2":
             assert producers[node.input[0]].op_type != "DequantizeLinear"  # the L2 norm stays float
+    # The stem convolution reads the scaled image in float with float weights.
+    stem = next(n for n in model.graph.node if n.op_type == "Conv")
+    assert all(producers[name].op_type != "DequantizeLinear" for name in stem.input if name in producers)
+    assert stem.input[1] in initializers and initializers[stem.input[1]].data_type == onnx.TensorProto.FLOAT
     assert bundle.graphs["temporal"].file("int8") == bundle.graphs["temporal"].file("fp32")
