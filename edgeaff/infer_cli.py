@@ -61,7 +61,10 @@ def infer_command(
     name: Annotated[
         str | None, typer.Option("--name", help="Stem of the result files (default: the source's).")
     ] = None,
-    batch: Annotated[int, typer.Option("--batch", help="Face crops per visual graph call (offline mode).")] = 16,
+    batch: Annotated[
+        int | None,
+        typer.Option("--batch", help="Frames per visual graph call (default 16 offline, 1 in stream mode)."),
+    ] = None,
     engine_cache: Annotated[
         Path | None, typer.Option("--engine-cache", metavar="DIR", help="TensorRT engine cache (trt, ort-trt).")
     ] = None,
@@ -106,7 +109,7 @@ def infer_command(
         fps=fps,
         audio=audio,
         name=name,
-        visual_batch=batch,
+        batch=batch,
     )
 
     def note(line: str) -> None:

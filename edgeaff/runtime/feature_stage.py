@@ -21,6 +21,9 @@ from edgeaff.runtime.stage_timer import StageTimer
 
 # A frame is on the constant-rate grid when its time is within this fraction of a frame of index / fps.
 GRID_TOLERANCE = 0.25
+# Frames that may wait for audio before the audio counts as stalled (a live stream that announced a sound track
+# and stopped sending it): 10 s at 30 fps. Files never get there: their audio is read ahead of the frames.
+MAX_WAITING_FRAMES = 300
 
 
 class AlignmentClock:
@@ -97,6 +100,8 @@ class FeatureStage:
         timer: records ``visual``, ``audio_features`` and ``vggish``.
         visual_batch: frames per visual graph call (1 for the lowest latency).
         vggish_batch: examples per VGGish call at most.
+        on_stall: called once if the audio stalls (more than :data:`MAX_WAITING_FRAMES` frames wait for it); from
+            then on frames leave without audio (zero audio, ``audio=0``), so memory stays bounded.
     """
 
     def __init__(
@@ -109,6 +114,7 @@ class FeatureStage:
         timer: StageTimer,
         visual_batch: int = 16,
         vggish_batch: int = 32,
+        on_stall: Callable[[int], None] | None = None,
     ) -> None:
         self.visual = visual
         self.vggish = vggish
@@ -118,6 +124,8 @@ class FeatureStage:
         self.visual_batch = max(1, visual_batch)
         self.vggish_batch = max(1, vggish_batch)
         self.max_pending = 0
+        self.stalled = False
+        self._on_stall = on_stall
         self._pending: collections.deque[FrameState] = collections.deque()
         self._unembedded: list[FrameState] = []
         self._last_example: tuple[int, np.ndarray] | None = None
@@ -144,6 +152,12 @@ class FeatureStage:
         if len(self._unembedded) >= self.visual_batch:
             self._embed()
         self._drain()
+        if len(self._pending) > MAX_WAITING_FRAMES and self.audio is not None:
+            self.stalled = True  # the audio stopped arriving: let the frames go without it
+            self.audio = None
+            if self._on_stall is not None:
+                self._on_stall(len(self._pending))
+            self._drain()
 
     def finish(self) -> None:
         """End of the source: embed what is left, end the audio, and let every frame leave."""

@@ -36,6 +36,16 @@ def _read_rgb(path: Path) -> np.ndarray:
         raise InvalidInputError(f"{path}: not a readable image ({exc})") from None
 
 
+def _image_size(path: Path) -> tuple[int, int]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return int(image.width), int(image.height)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InvalidInputError(f"{path}: not a readable image ({exc})") from None
+
+
 class FaceFolderSource:
     """Numbered aligned-face images plus optional audio. Use through :func:`sources.open_source`."""
 
@@ -83,6 +93,7 @@ class FaceFolderSource:
                 f"{self.folder}: a folder of face images needs its frame rate: pass --fps (or --audio with the video)"
             )
         self._files = files
+        width, height = _image_size(files[min(files)])
         self.info = SourceInfo(
             kind=SourceKind.FOLDER,
             uri=self.info.uri,
@@ -92,6 +103,8 @@ class FaceFolderSource:
             audio_note=None if has_audio else "no --audio file was given for the face images",
             fps=float(fps),
             frame_count=max(files) + 1,
+            width=width,
+            height=height,
         )
         return self
 
@@ -118,7 +131,8 @@ class FaceFolderSource:
                 yield AudioChunk(chunk)
             path = self._files.get(index)
             if path is None:
-                blank = blank if blank is not None else np.zeros((112, 112, 3), np.uint8)
+                size = (self.info.height or 112, self.info.width or 112, 3)
+                blank = blank if blank is not None else np.zeros(size, np.uint8)
                 crop = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
                 yield VideoFrame(index, t_s, blank, time.perf_counter(), face=crop, face_found=False)
                 continue

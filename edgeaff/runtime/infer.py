@@ -54,7 +54,8 @@ class InferOptions:
         fps: frame rate of a folder of face images.
         audio: audio file for a folder of face images.
         name: output file stem (default: from the source).
-        visual_batch: face crops per visual graph call in offline mode (stream mode uses 1).
+        batch: frames per visual (and at most per VGGish) graph call; ``None``: 16 offline, 1 in stream mode. In
+            stream mode a larger batch trades latency (frames wait for the batch to fill) for throughput.
     """
 
     backend: BackendOptions = dataclasses.field(default_factory=BackendOptions)
@@ -73,7 +74,7 @@ class InferOptions:
     fps: float | None = None
     audio: Path | None = None
     name: str | None = None
-    visual_batch: int = 16
+    batch: int | None = None
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:
@@ -90,8 +91,8 @@ class InferOptions:
             raise InvalidInputError(f"--max-frames must be at least 1, got {self.max_frames}")
         if self.fps is not None and not self.fps > 0:
             raise InvalidInputError(f"--fps must be positive, got {self.fps}")
-        if not 1 <= self.visual_batch <= MAX_VISUAL_BATCH:
-            raise InvalidInputError(f"the visual batch must be 1..{MAX_VISUAL_BATCH}, got {self.visual_batch}")
+        if self.batch is not None and not 1 <= self.batch <= MAX_VISUAL_BATCH:
+            raise InvalidInputError(f"--batch must be 1..{MAX_VISUAL_BATCH} (the engines' profile), got {self.batch}")
         if self.live and self.mode == "offline":
             raise InvalidInputError("--live prints predictions as they come, which needs --mode stream")
 

@@ -20,6 +20,7 @@ import numpy as np
 import edgeaff
 from edgeaff.runtime.bundle import Bundle
 from edgeaff.runtime.ensemble import CausalCccCentering, ccc_centering
+from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.feature_stage import AlignmentClock, FeatureStage, FrameState, ReadyFrame
 from edgeaff.runtime.frame_audio import FrameAudio
 from edgeaff.runtime.infer import Graphs, InferenceResult, InferOptions
@@ -28,6 +29,8 @@ from edgeaff.runtime.outputs import ResultFiles
 from edgeaff.runtime.sources import AudioChunk, Source, SourceTimeoutError, VideoFrame
 from edgeaff.runtime.stage_timer import StageTimer
 from edgeaff.runtime.temporal_stages import GrowingArray, StreamingTemporal, WindowedTemporal
+
+OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
 
 
 class FrameLog:
@@ -113,7 +116,8 @@ class InferenceRun:
             audio=self.audio,
             emit=self._emit_offline if mode == "offline" else self._emit_stream,
             timer=self.timer,
-            visual_batch=options.visual_batch if mode == "offline" else 1,
+            visual_batch=options.batch or (OFFLINE_BATCH if mode == "offline" else 1),
+            on_stall=self._audio_stalled,
         )
 
     def execute(self, reopen: Callable[[], Source]) -> InferenceResult:
@@ -147,6 +151,14 @@ class InferenceRun:
             raise SourceTimeoutError(f"{timeout}; the results of the {files.rows} frames received were written")
         self.echo(self._report_line(files, time.perf_counter() - started))
         return InferenceResult(files.summary, dict(files.paths))
+
+    def _audio_stalled(self, waiting: int) -> None:
+        warning = (
+            f"the audio of {self.info.uri} stopped arriving ({waiting} frames waited for it); the following frames "
+            "run without audio (zero audio, flagged audio=0)"
+        )
+        self.warnings.append(warning)
+        self.echo(f"warning: {warning}")
 
     def _warn_without_faces(self) -> None:
         frames = len(self.log)
@@ -227,8 +239,6 @@ class InferenceRun:
     def _finish_offline(self, files: ResultFiles) -> None:
         assert self.windows is not None
         if self.windows.count == 0:
-            from edgeaff.runtime.errors import InvalidInputError
-
             raise InvalidInputError(f"{self.info.uri}: no frames were read; nothing to predict")
         raw = self.windows.finish()
         with self.timer.measure("ensemble", frames=len(raw)):

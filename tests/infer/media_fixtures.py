@@ -68,13 +68,15 @@ def write_media(
 
 
 def face_frames(visible: Callable[[int], bool], *, width: int = 320, height: int = 240) -> Callable[[int], np.ndarray]:
-    """Frame i: a smooth background, with the astronaut's face (about 150 px) drifting slowly when ``visible(i)``."""
+    """Frame i: a smooth background, with the astronaut's photo (60 % of the frame height) drifting slowly when
+    ``visible(i)``."""
     scene = background(height, width, seed=5)
+    scale = 0.6 * height / 256
 
     def frame(index: int) -> np.ndarray:
         if not visible(index):
             return scene
         centre = (width / 2 + 10 * np.sin(index / 15.0), height / 2 + 5 * np.cos(index / 20.0))
-        return paste(scene, placement(centre, 0.6))
+        return paste(scene, placement(centre, scale))
 
     return frame

@@ -19,6 +19,8 @@ from edgeaff.runtime.feature_stage import FeatureStage
 from edgeaff.runtime.infer import InferOptions, infer_source
 from edgeaff.runtime.sources import SourceTimeoutError
 
+pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+
 
 @pytest.fixture(scope="module")
 def short_video(tmp_path_factory: pytest.TempPathFactory) -> Path:

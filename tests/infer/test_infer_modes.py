@@ -15,6 +15,8 @@ from media_fixtures import face_frames, speech, write_media
 
 from edgeaff.runtime.infer import InferOptions, infer_source
 
+pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+
 WINDOW, HOP, RECEPTIVE_FIELD = 300, 200, 121
 # ONNX Runtime float32 against PyTorch float32 on the same windows (the export parity tolerance).
 PYTORCH_TOLERANCE = 1e-4
@@ -29,9 +31,11 @@ def _quiet(_: str) -> None:
 
 @pytest.fixture(scope="module")
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """420 frames at 30 fps (14 s): two offline windows (0 and 120). The 5.5 s of speech end long before the video."""
+    """420 frames at 30 fps (14 s): two offline windows (0 and 120). The 2 s of speech end long before the video
+    (later frames share the clamped last example, which also keeps the test fast)."""
     path = tmp_path_factory.mktemp("long") / "long.mp4"
-    return write_media(path, face_frames(lambda i: (i // 70) % 3 != 2), count=420, rate=30, audio=speech())
+    frames = face_frames(lambda i: (i // 70) % 3 != 2, width=160, height=120)
+    return write_media(path, frames, count=420, rate=30, audio=speech()[:32000])
 
 
 def test_streaming_equals_offline_where_every_covering_window_saw_the_full_receptive_field(
@@ -54,9 +58,11 @@ def test_streaming_equals_offline_where_every_covering_window_saw_the_full_recep
             assert summary["windows"] == [[0, WINDOW], [120, WINDOW]]
         else:
             assert summary["latency_ms"]["calls"] == 420 and summary["audio_lookahead_ms"] == pytest.approx(975.0)
-    same = np.r_[0:120, 240:420]
+    second = 420 - WINDOW  # the last window's start: 120
+    full = second + RECEPTIVE_FIELD - 1  # from frame 240 on, window 120 has seen 121 frames of each frame
+    same = np.r_[0:second, full:420]
     assert np.abs(runs["stream"][same] - runs["offline"][same]).max() <= STREAM_TOLERANCE
-    truncated = np.r_[120:240]
+    truncated = np.r_[second:full]
     assert np.abs(runs["stream"][truncated] - runs["offline"][truncated]).max() > 10 * STREAM_TOLERANCE
 
 
@@ -97,13 +103,13 @@ def _pytorch_predictions(bundle: TinyBundle, trial: Path) -> np.ndarray:
 
 
 def test_prepared_trial_gives_the_pytorch_models_outputs(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
-    trial = _prepared_trial(tmp_path, 460)
+    trial = _prepared_trial(tmp_path, 360)  # windows 0 and 60
     out = tmp_path / "out"
     result = run_without_torch(["infer", "--prepared", str(trial), "--bundle", str(tiny_bundle.path), "-o", str(out)])
     assert result.returncode == 0, result.stderr
     header, models = read_csv(out / "trial01.models.csv")
     assert header[2:] == ["fold0_valence_multimodal", "fold1_valence_multimodal", "fold0_arousal_unimodal"]
-    np.testing.assert_allclose(models[:, 1], np.arange(460) / 30.0, atol=1e-6)
+    np.testing.assert_allclose(models[:, 1], np.arange(360) / 30.0, atol=1e-6)
     expected = _pytorch_predictions(tiny_bundle, trial)
     assert np.abs(models[:, 2:] - expected).max() <= PYTORCH_TOLERANCE
     _, rows = read_csv(out / "trial01.csv")
@@ -124,3 +130,26 @@ def test_variable_frame_rate_rows_follow_the_containers_timestamps(tiny_bundle: 
     np.testing.assert_allclose(rows[:, 1], times, atol=1e-6)
     np.testing.assert_allclose(rows[:, 1], np.asarray(pts) / 60, atol=1e-6)
     assert "timestamps" in result.summary["audio_alignment"] and rows[:, 5].all()
+
+
+def test_folder_of_aligned_faces_with_the_videos_audio(
+    tiny_bundle: TinyBundle, face_video: Path, tmp_path: Path
+) -> None:
+    """The dataset layout: no face stage, missing numbers are frames without a face, fps and audio from the video."""
+    from PIL import Image
+
+    folder = tmp_path / "cropped_aligned" / "astronaut"
+    folder.mkdir(parents=True)
+    face = Image.open(Path(__file__).resolve().parents[1] / "data" / "astronaut_face.jpg").resize((112, 112))
+    for number in [*range(1, 8), *range(10, 13)]:  # 00008.jpg and 00009.jpg are missing
+        face.save(folder / f"{number:05d}.jpg")
+    options = InferOptions(audio=face_video, overlay=True)
+    result = infer_source(folder, tiny_bundle.path, tmp_path / "o", options=options, echo=_quiet)
+    _, rows = read_csv(result.paths["csv"])
+    assert rows[:, 0].tolist() == list(range(12)) and rows[:, 1] == pytest.approx(np.arange(12) / 25.0)
+    assert rows[:, 4].tolist() == [1] * 7 + [0, 0] + [1] * 3 and rows[:, 5].all()
+    assert result.summary["source"]["fps"] == 25.0 and "frame index" in result.summary["audio_alignment"]
+    assert result.summary["face_detector"] is None
+    with av.open(str(result.paths["overlay"])) as container:
+        stream = container.streams.video[0]
+        assert (stream.width, stream.height) == (112, 112) and stream.frames == 12

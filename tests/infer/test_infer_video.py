@@ -14,6 +14,8 @@ from PIL import Image
 
 from edgeaff.runtime.ensemble import ccc_centering
 
+pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+
 # Rows are written with 6 decimals (results) and 9 significant digits (raw per-model values).
 CSV_TOLERANCE = 2e-6
 

@@ -113,3 +113,33 @@ def test_streaming_chunks_equal_one_long_pass() -> None:
     np.testing.assert_allclose(np.concatenate(parts), expected, atol=1e-5)
     # from a zero state, the stream equals a window that starts at the same frame
     np.testing.assert_allclose(expected[:12], reference(tuple(f[:12] for f in features), 12, 8), atol=1e-5)
+
+
+class EmbeddingRunner(CausalRunner):
+    """A stand-in visual graph: (N, 48, 48, 3) crops -> (N, M, E) embeddings."""
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"embeddings": np.ones((len(feed["frames"]), M, E), np.float32)}
+
+
+def test_frames_stop_waiting_for_audio_that_stalls() -> None:
+    from edgeaff.runtime.feature_stage import MAX_WAITING_FRAMES, FeatureStage, FrameState
+    from edgeaff.runtime.frame_audio import FrameAudio, FrameKey
+    from edgeaff.runtime.spec import FeatureSpec
+
+    emitted, stalls = [], []
+    stage = FeatureStage(
+        visual=EmbeddingRunner(),
+        vggish=EmbeddingRunner(),
+        audio=FrameAudio(FeatureSpec()),
+        emit=emitted.extend,
+        timer=StageTimer(),
+        visual_batch=1,
+        on_stall=stalls.append,
+    )
+    crop = np.zeros((48, 48, 3), np.uint8)
+    for i in range(MAX_WAITING_FRAMES + 50):  # a live stream that announced audio and never sends any
+        stage.add_frame(FrameState(i, i / 30, 0.0, True, None, crop, FrameKey(i, i / 30, None)))
+    assert stalls == [MAX_WAITING_FRAMES + 1] and stage.stalled
+    assert stage.max_pending == MAX_WAITING_FRAMES + 1
+    assert [f.index for f in emitted] == list(range(MAX_WAITING_FRAMES + 50)) and not any(f.audio for f in emitted)
