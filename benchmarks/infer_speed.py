@@ -8,7 +8,10 @@ with the speech fixture looped as its sound. Each bundle runs in offline mode an
 Usage::
 
     python benchmarks/infer_speed.py [--backbone ir-tiny|ir-small|ir50] [--folds 1,6] [--seconds 20]
-        [--size 640x480] [--modes offline,stream] [--threads N] [--work DIR] [--json benchmarks/results/x.json]
+        [--size 640x480] [--modes offline,stream,stream-b8] [--threads N] [--work DIR] [--json FILE]
+
+``stream-b8`` is stream mode with ``--batch 8`` (frames wait for 8 to embed them together: more throughput,
+up to 8 frames more latency).
 
 Bundles are exported into ``--work`` once and reused by later runs (exporting 12 IR-50 models takes a while).
 Prints a Markdown table and writes the numbers with the machine, versions and settings as JSON.
@@ -122,11 +125,12 @@ def write_video(path: Path, *, seconds: float, width: int, height: int) -> Path:
 
 
 def run(bundle: Path, video: Path, *, mode: str, threads: int | None, out: Path) -> dict[str, Any]:
-    """One ``edgeaff infer`` run (torch-free code path) and its summary."""
+    """One ``edgeaff infer`` run (torch-free code path) and its summary; ``stream-bN`` is stream mode, batch N."""
     from edgeaff.runtime.bundle_runners import BackendOptions
     from edgeaff.runtime.infer import InferOptions, infer_source
 
-    options = InferOptions(backend=BackendOptions(threads=threads), mode=mode)
+    base, _, batch = mode.partition("-b")
+    options = InferOptions(backend=BackendOptions(threads=threads), mode=base, batch=int(batch) if batch else None)
     result = infer_source(video, bundle, out, options=options, echo=lambda _: None, show=lambda _: None)
     return result.summary
 
@@ -147,7 +151,7 @@ def main() -> None:
     parser.add_argument("--folds", default="1,6", help="bundle sizes to run, in folds (2 models each)")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--size", default="640x480")
-    parser.add_argument("--modes", default="offline,stream")
+    parser.add_argument("--modes", default="offline,stream,stream-b8")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "edgeaff-infer-bench")
     parser.add_argument("--json", type=Path, default=None)

@@ -246,8 +246,6 @@ def _run(
             )
         if options.live and mode != "stream":
             raise InvalidInputError("--live prints predictions as they come, which needs --mode stream")
-        if options.overlay and info.live and mode == "offline":
-            raise InvalidInputError("--overlay on a live source needs stream mode")
         needs_audio = info.has_audio and bundle.multimodal and info.kind is not SourceKind.PREPARED
         faces = info.kind not in (SourceKind.FOLDER, SourceKind.PREPARED)
         with contextlib.ExitStack() as stack:

@@ -34,14 +34,26 @@ OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
 
 
 class FrameLog:
-    """Small per-frame records kept for the outputs: index, time, face, audio, face box, merged values."""
+    """Counts of the frames seen and, when ``keep_rows``, small per-frame records (index, time, face, audio, face
+    box, merged values: 80 bytes a frame with two dimensions) for the offline outputs, the overlay and the plot.
+    Streaming runs without ``--plot`` keep only the counts, so a stream can run indefinitely."""
 
-    def __init__(self, dimensions: int) -> None:
-        self._numbers = GrowingArray(4 + 4 + dimensions)  # index, t, face, audio, box(4), values
+    def __init__(self, dimensions: int, *, keep_rows: bool) -> None:
+        self._numbers = GrowingArray(4 + 4 + dimensions) if keep_rows else None  # index, t, face, audio, box, values
         self.dimensions = dimensions
+        self.count = self.faces = self.with_audio = 0
+        self.first_t: float | None = None
+        self.last_t: float | None = None
 
     def add(self, frame: ReadyFrame, values: np.ndarray | None = None) -> None:
-        """Append one frame (values may be set later with :meth:`set_values`)."""
+        """Count one frame and, when rows are kept, append it (values may be set later with :meth:`set_values`)."""
+        self.count += 1
+        self.faces += int(frame.face)
+        self.with_audio += int(frame.audio)
+        self.first_t = frame.t_s if self.first_t is None else self.first_t
+        self.last_t = frame.t_s
+        if self._numbers is None:
+            return
         row = self._numbers.length
         self._numbers.ensure(row + 1)
         box = frame.box if frame.box is not None else np.full(4, np.nan)
@@ -51,18 +63,23 @@ class FrameLog:
 
     def set_values(self, values: np.ndarray) -> None:
         """Set every frame's merged values, (frames, dimensions)."""
-        self._numbers.view()[:, 8:] = values
+        self._rows()[:, 8:] = values
+
+    def _rows(self) -> np.ndarray:
+        if self._numbers is None:
+            raise RuntimeError("this frame log keeps counts only")
+        return self._numbers.view()
 
     def column(self, name: str) -> np.ndarray:
-        """``index``, ``t``, ``face``, ``audio``, ``box`` or ``values``."""
-        data = self._numbers.view()
+        """``index``, ``t``, ``face``, ``audio``, ``box`` or ``values`` (rows must be kept)."""
+        data = self._rows()
         columns = {"index": 0, "t": 1, "face": 2, "audio": 3}
         if name in columns:
             return data[:, columns[name]]
         return data[:, 4:8] if name == "box" else data[:, 8:]
 
     def __len__(self) -> int:
-        return self._numbers.length
+        return self.count
 
 
 class InferenceRun:
@@ -91,7 +108,7 @@ class InferenceRun:
         spec = bundle.feature_spec
         self.audio = FrameAudio(spec) if graphs.vggish is not None else None
         self.clock = AlignmentClock(self.info.fps, by_index=not self.info.live)
-        self.log = FrameLog(len(self.dimensions))
+        self.log = FrameLog(len(self.dimensions), keep_rows=mode == "offline" or options.plot)
         self.windows: WindowedTemporal | None = None
         self.stream: StreamingTemporal | None = None
         self.mergers: dict[str, CausalCccCentering] = {}
@@ -162,7 +179,7 @@ class InferenceRun:
 
     def _warn_without_faces(self) -> None:
         frames = len(self.log)
-        if frames and self.graphs.faces is not None and not self.log.column("face").any():
+        if frames and self.graphs.faces is not None and self.log.faces == 0:
             warning = (
                 f"no face was found in any of the {frames} frames; every prediction comes from the black crop "
                 "training used for missing faces (flagged face=0); check the video, or try --face-detector haar "

@@ -28,12 +28,9 @@ def build_summary(run: InferenceRun, *, ended: str, wall_s: float) -> dict[str, 
 
     info, log, options = run.info, run.log, run.options
     frames = len(log)
-    times = log.column("t")
-    face = log.column("face").astype(bool)
-    audio = log.column("audio").astype(bool)
     duration = None
-    if frames:
-        duration = float(times[-1] - times[0]) + (1.0 / info.fps if info.fps else 0.0)
+    if log.first_t is not None and log.last_t is not None:
+        duration = float(log.last_t - log.first_t) + (1.0 / info.fps if info.fps else 0.0)
     timing = {k: v for k, v in run.timer.summary().items() if k != "latency"}
     spec = run.bundle.feature_spec
     lookahead_ms = 0.0
@@ -59,12 +56,12 @@ def build_summary(run: InferenceRun, *, ended: str, wall_s: float) -> dict[str, 
         },
         "ended": ended,
         "frames": frames,
-        "first_time_s": float(times[0]) if frames else None,
-        "last_time_s": float(times[-1]) if frames else None,
+        "first_time_s": log.first_t,
+        "last_time_s": log.last_t,
         "duration_s": duration,
-        "frames_with_face": int(face.sum()),
-        "frames_without_face": int(frames - face.sum()),
-        "frames_with_audio": int(audio.sum()),
+        "frames_with_face": log.faces,
+        "frames_without_face": frames - log.faces,
+        "frames_with_audio": log.with_audio,
         "audio_alignment": _alignment(run),
         "mode": run.mode,
         "backend": options.backend.backend,

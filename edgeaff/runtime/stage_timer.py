@@ -2,13 +2,16 @@
 
 A stage is timed per call (a call may process several frames, e.g. a batch of face crops); the summary gives the
 number of calls and frames, the mean and the 50th/90th/99th percentiles of the per-call milliseconds, the total,
-and the milliseconds per frame. Samples are kept in compact arrays (8 bytes each).
+and the milliseconds per frame. Count, total and mean are exact. Percentiles are exact up to
+:data:`MAX_SAMPLES` calls per stage; beyond that they come from a uniform random sample of that many calls
+(reservoir sampling), so a stream that runs for days keeps a fixed amount of memory.
 """
 
 from __future__ import annotations
 
 import array
 import contextlib
+import random
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +19,27 @@ from typing import Any
 import numpy as np
 
 PERCENTILES = (50, 90, 99)
+MAX_SAMPLES = 100_000  # per stage: 800 kB
+
+
+class _Stage:
+    def __init__(self, seed: int) -> None:
+        self.samples: array.array[float] = array.array("d")
+        self.calls = 0
+        self.frames = 0
+        self.total = 0.0
+        self._random = random.Random(seed)
+
+    def add(self, milliseconds: float, frames: int) -> None:
+        self.calls += 1
+        self.frames += frames
+        self.total += milliseconds
+        if len(self.samples) < MAX_SAMPLES:
+            self.samples.append(milliseconds)
+            return
+        slot = self._random.randrange(self.calls)  # keep each call with probability MAX_SAMPLES / calls
+        if slot < MAX_SAMPLES:
+            self.samples[slot] = milliseconds
 
 
 class StageTimer:
@@ -30,8 +54,7 @@ class StageTimer:
     """
 
     def __init__(self) -> None:
-        self._samples: dict[str, array.array[float]] = {}
-        self._frames: dict[str, int] = {}
+        self._stages: dict[str, _Stage] = {}
 
     @contextlib.contextmanager
     def measure(self, stage: str, *, frames: int = 1) -> Iterator[None]:
@@ -44,29 +67,31 @@ class StageTimer:
 
     def add(self, stage: str, milliseconds: float, *, frames: int = 1) -> None:
         """Record one call of ``stage`` that took ``milliseconds`` for ``frames`` frames."""
-        self._samples.setdefault(stage, array.array("d")).append(float(milliseconds))
-        self._frames[stage] = self._frames.get(stage, 0) + frames
+        entry = self._stages.get(stage)
+        if entry is None:
+            entry = self._stages[stage] = _Stage(seed=len(self._stages))
+        entry.add(float(milliseconds), frames)
 
     def stages(self) -> list[str]:
         """Stage names in the order they were first recorded."""
-        return list(self._samples)
+        return list(self._stages)
 
     def values(self, stage: str) -> np.ndarray:
-        """All per-call milliseconds of ``stage`` (a copy)."""
-        return np.asarray(self._samples.get(stage, array.array("d")), dtype=np.float64).copy()
+        """The kept per-call milliseconds of ``stage`` (all of them up to :data:`MAX_SAMPLES` calls; a copy)."""
+        entry = self._stages.get(stage)
+        return np.asarray(entry.samples if entry else [], dtype=np.float64).copy()
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """``{stage: {calls, frames, mean_ms, p50_ms, p90_ms, p99_ms, total_ms, ms_per_frame}}``."""
         report = {}
-        for stage, samples in self._samples.items():
-            values = np.asarray(samples, dtype=np.float64)
-            frames = self._frames.get(stage, 0)
-            entry: dict[str, Any] = {"calls": len(values), "frames": frames, "mean_ms": float(values.mean())}
+        for stage, entry in self._stages.items():
+            values = np.asarray(entry.samples, dtype=np.float64)
+            item: dict[str, Any] = {"calls": entry.calls, "frames": entry.frames, "mean_ms": entry.total / entry.calls}
             for q, value in zip(PERCENTILES, np.percentile(values, PERCENTILES), strict=True):
-                entry[f"p{q}_ms"] = float(value)
-            entry["total_ms"] = float(values.sum())
-            entry["ms_per_frame"] = float(values.sum() / frames) if frames else None
-            report[stage] = entry
+                item[f"p{q}_ms"] = float(value)
+            item["total_ms"] = entry.total
+            item["ms_per_frame"] = entry.total / entry.frames if entry.frames else None
+            report[stage] = item
         return report
 
 

@@ -95,12 +95,17 @@ def test_plot_and_overlay(offline_run: Path, face_video: Path) -> None:
 
 def test_video_without_audio_uses_the_fallback_and_says_so_once(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
     silent = write_media(tmp_path / "silent.mp4", face_frames(lambda i: True), count=40, rate=25)
-    result = run_without_torch(["infer", str(silent), "--bundle", str(tiny_bundle.path), "-o", str(tmp_path / "o")])
+    args = ["infer", str(silent), "--bundle", str(tiny_bundle.path), "-o", str(tmp_path / "o")]
+    result = run_without_torch([*args, "--mode", "stream", "--live"])
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if "no audio" in line]
     assert len(notes) == 1 and "zero audio" in notes[0]
-    _, rows = read_csv(tmp_path / "o" / "silent.csv")
+    header, rows = read_csv(tmp_path / "o" / "silent.csv")
     assert len(rows) == 40 and (rows[:, 5] == 0).all() and (rows[:, 4] == 1).all()
+    assert header[-1] == "latency_ms" and (rows[:, 6] > 0).all()
+    # --live: one line per prediction on stdout, as it is made
+    printed = result.stdout.strip().splitlines()
+    assert len(printed) == 40 and printed[0].split()[0] == "0" and "valence" in printed[0] and "ms" in printed[-1]
     summary = json.loads((tmp_path / "o" / "silent.json").read_text())
     assert summary["dimensions"]["valence"]["zero_audio"] and not summary["source"]["audio"]
     assert "vggish" not in {g["role"] for g in summary["graphs"]}

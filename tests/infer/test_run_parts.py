@@ -30,6 +30,22 @@ def test_stage_timer_statistics_match_numpy() -> None:
     assert summary["face"]["calls"] == 1 and "visual" in format_summary(summary)
 
 
+def test_stage_timer_memory_is_bounded_on_endless_streams(monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgeaff.runtime import stage_timer
+
+    monkeypatch.setattr(stage_timer, "MAX_SAMPLES", 2000)
+    timer = StageTimer()
+    values = np.random.default_rng(1).uniform(0.0, 100.0, 50_000)
+    for v in values:
+        timer.add("temporal", float(v))
+    entry = timer.summary()["temporal"]
+    assert len(timer.values("temporal")) == 2000  # a uniform sample of the calls, not all of them
+    assert entry["calls"] == 50_000 and entry["mean_ms"] == pytest.approx(values.mean(), rel=1e-9)  # exact
+    # percentiles of a 2000-call uniform sample: within a few percent of the truth (standard error ~1.1 at p50)
+    assert entry["p50_ms"] == pytest.approx(np.percentile(values, 50), abs=5.0)
+    assert entry["p90_ms"] == pytest.approx(np.percentile(values, 90), abs=3.0)
+
+
 MODELS = [
     {"fold": 0, "dimension": "valence", "kind": "multimodal"},
     {"fold": 1, "dimension": "valence", "kind": "multimodal"},
