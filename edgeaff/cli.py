@@ -349,6 +349,14 @@ def export(
         typer.Option("--vggish-weights", help="VGGish weights the models' features used: a .pth file or random:SEED."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT if it exists.")] = False,
+    face_detector: Annotated[
+        Path | None,
+        typer.Option(
+            "--face-detector",
+            metavar="TFLITE",
+            help="BlazeFace .tflite to ship as the face detector (default: the short-range model edgeaff ships).",
+        ),
+    ] = None,
 ) -> None:
     """Export fold checkpoints into a bundle of ONNX graphs (visual, VGGish, temporal, streaming) with parity checks."""
     from edgeaff.runtime.errors import require
@@ -359,7 +367,15 @@ def export(
     from edgeaff.export.exporter import ExportOptions, export_bundle
     from edgeaff.export.summary import summary_table
 
-    options = ExportOptions(fp16=fp16, int8=int8, calib=calib, opset=opset, vggish_weights=vggish_weights, force=force)
+    options = ExportOptions(
+        fp16=fp16,
+        int8=int8,
+        calib=calib,
+        opset=opset,
+        vggish_weights=vggish_weights,
+        force=force,
+        face_detector=face_detector,
+    )
     result = export_bundle(sources, output, options=options, log=lambda line: typer.echo(line, err=True))
     typer.echo(summary_table(result.path, result.manifest))
 
@@ -496,6 +512,15 @@ def engine_cache_clear(
     )
     if report.busy:
         typer.echo(f"left {len(report.busy)} engine(s) that another process is building: {', '.join(report.busy)}")
+
+
+def _register_infer() -> None:
+    from edgeaff.infer_cli import infer_command
+
+    app.command("infer")(infer_command)
+
+
+_register_infer()
 
 
 def main(argv: list[str] | None = None) -> None:

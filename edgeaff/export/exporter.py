@@ -19,6 +19,7 @@ import numpy as np
 
 import edgeaff
 from edgeaff.export import accuracy, bundle, parity, precision, prepared_data, sources, torch2onnx
+from edgeaff.export.detector_bundle import add_face_detector
 from edgeaff.export.manifest import build_manifest
 from edgeaff.export.vggish_weights import resolve_vggish
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
@@ -45,6 +46,7 @@ class ExportOptions:
     opset: int = torch2onnx.DEFAULT_OPSET
     vggish_weights: str | None = None
     force: bool = False
+    face_detector: str | Path | None = None
     parity_frames: int = PARITY_FRAMES
     calibration_frames: int = CALIBRATION_FRAMES
     evaluation_frames_per_trial: int | None = EVALUATION_FRAMES_PER_TRIAL
@@ -263,6 +265,8 @@ def export_bundle(
             versions=_versions(),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
+        manifest["graphs"]["face_detector"] = add_face_detector(staging, source=options.face_detector)
+        log(f"added the face detector ({manifest['graphs']['face_detector']['source']['origin']})")
         bundle.write_manifest(staging, manifest)
         bundle.publish(staging, out, force=options.force)
     return ExportResult(out, manifest)

@@ -30,6 +30,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    with contextlib.suppress(OSError):
+        os.chmod(tmp, 0o666 & ~_umask())  # what open() would have given the file, not mkstemp's 0600
     try:
         yield tmp
         with open(tmp, "rb+") as handle:
@@ -40,6 +42,12 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -222,6 +222,16 @@ class LogMelStream:
         """Whether the example of a frame at ``t`` seconds can be built now."""
         return self.start_row(t) + self.spec.example_frames <= self._n_rows
 
+    @property
+    def first_kept_row(self) -> int:
+        """Index of the oldest log-mel row still held (rows before it were released)."""
+        return self._first_row
+
+    @property
+    def finished(self) -> bool:
+        """Whether :meth:`finish` was called (the row count is final)."""
+        return self._finished
+
     def example_at(self, t: float) -> np.ndarray:
         """The ``(96, 64)`` float32 example of a frame at ``t`` seconds; releases rows before it.
 
@@ -230,16 +240,39 @@ class LogMelStream:
                 is earlier than a frame already served.
         """
         start = self.start_row(t)
-        frames = self.spec.example_frames
-        if start + frames > self._n_rows:
+        if start + self.spec.example_frames > self._n_rows:
             raise InvalidInputError(
                 f"the VGGish example at t={t:.3f} s needs {self.lookahead_s:.3f} s of audio after it; "
                 f"only {self._n_rows} log-mel rows have arrived"
             )
         if start < self._first_row:
             raise InvalidInputError(f"frame time {t:.3f} s is earlier than a frame already served; request in order")
-        offset = start - self._first_row
-        example = self._rows[offset : offset + frames].astype(np.float32)
-        self._rows = self._rows[offset:]
-        self._first_row = start
+        example = self.example_from_row(start)
+        self.release_before(start)
         return example
+
+    def example_from_row(self, start: int) -> np.ndarray:
+        """The ``(96, 64)`` float32 example made of log-mel rows ``start .. start + 95`` (nothing is released).
+
+        For callers that choose rows themselves, e.g. by the reference's frame-index rule
+        (:func:`edgeaff.runtime.alignment.vggish_starts_for_fps`).
+
+        Raises:
+            InvalidInputError: those rows have not all arrived, or were released.
+        """
+        frames = self.spec.example_frames
+        if start + frames > self._n_rows:
+            raise InvalidInputError(
+                f"log-mel rows {start}..{start + frames - 1} have not arrived ({self._n_rows} have)"
+            )
+        if start < self._first_row:
+            raise InvalidInputError(f"log-mel row {start} was already released (rows from {self._first_row} are kept)")
+        offset = start - self._first_row
+        return self._rows[offset : offset + frames].astype(np.float32)
+
+    def release_before(self, row: int) -> None:
+        """Drop the rows before ``row`` (no later example may start before it)."""
+        drop = min(max(row - self._first_row, 0), len(self._rows))
+        if drop:
+            self._rows = self._rows[drop:]
+            self._first_row += drop

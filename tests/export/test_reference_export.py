@@ -59,7 +59,7 @@ def test_manifest_of_the_reference_bundle(reference_export: tuple[dict[str, torc
     assert model["normalization"] == {"mfcc": {"mean": 0.5, "std": 2.0}, "vggish": {"mean": -0.105, "std": 0.4476}}
     assert model["checkpoint"]["provenance"]["source"] == "reference-conversion"
     assert manifest["vggish"]["source"] == "random:0" and len(manifest["vggish"]["sha256"]) == 64
-    assert set(manifest["graphs"]) == {"visual", "vggish", "temporal", "temporal_stream"}
+    assert set(manifest["graphs"]) == {"visual", "vggish", "temporal", "temporal_stream", "face_detector"}
     assert manifest["visual"]["shared_trunk"] is False
     for name, agreement in manifest["parity"]["fp32_vs_pytorch"].items():
         assert agreement["scaled"] <= 1e-4, name

@@ -33,7 +33,7 @@ def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
     assert [m["checkpoint"]["sha256"] for m in manifest["models"]] == [sha256_file(p) for p in paths]
     assert manifest["models"][1]["metrics"] == {"ccc": pytest.approx(0.41)}
     assert manifest["visual"]["shared_trunk"] is True and manifest["visual"]["trunk_groups"] == [[0, 1, 2]]
-    assert set(manifest["graphs"]) == {"visual", "temporal", "temporal_stream"}  # unimodal: no VGGish
+    assert set(manifest["graphs"]) == {"visual", "temporal", "temporal_stream", "face_detector"}  # unimodal: no VGGish
     assert manifest["precisions"] == ["fp32", "fp16", "int8"]
     assert set(manifest["graphs"]["visual"]["variants"]) == {"fp32", "fp16", "int8"}
     assert set(manifest["graphs"]["temporal"]["variants"]) == {"fp32", "fp16"}

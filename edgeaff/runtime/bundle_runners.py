@@ -1,0 +1,142 @@
+"""Runners for a bundle's graphs on the chosen backend and precision.
+
+=============  ==============================================================================================
+backend        what runs the graphs
+=============  ==============================================================================================
+``ort-cpu``    ONNX Runtime on the CPU (the default where no GPU is present)
+``ort-cuda``   ONNX Runtime's CUDA execution provider
+``ort-trt``    ONNX Runtime's TensorRT execution provider (its own engine cache, see ``docs/engines.md``)
+``trt``        native TensorRT engines from edgeaff's engine cache, built on first use
+=============  ==============================================================================================
+
+Precision follows the bundle (``docs/export.md``): a precision the bundle was not exported with is refused; for a
+precision it has, each graph uses its variant at that precision where one exists, else its FP32 graph, and the
+summary records which file and precision each graph ran (never silently). The TensorRT backends take their
+requests from :func:`edgeaff.runtime.engine_bundle.bundle_engine_requests`, the function ``edgeaff build-engines``
+uses, so engines built ahead of time are found in the cache. Nothing falls back to another device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from edgeaff.runtime.backends.base import Runner
+from edgeaff.runtime.bundle import PRECISIONS, Bundle
+from edgeaff.runtime.errors import InvalidInputError
+
+BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendOptions:
+    """How to run the graphs.
+
+    Attributes:
+        backend: one of :data:`BACKENDS`.
+        precision: ``fp32``, ``fp16`` or ``int8``; must be one the bundle provides.
+        threads: ONNX Runtime intra-op threads per graph (``None``: ONNX Runtime's default).
+        engine_cache: TensorRT engine cache directory (``None``: ``$EDGEAFF_CACHE_DIR/engines``).
+        shapes: dynamic-axis ranges overriding the defaults, as given to ``edgeaff build-engines --shape``.
+        device: CUDA device ordinal.
+    """
+
+    backend: str = "ort-cpu"
+    precision: str = "fp32"
+    threads: int | None = None
+    engine_cache: Path | None = None
+    shapes: Mapping[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
+    device: int = 0
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidInputError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        if self.threads is not None and self.threads < 1:
+            raise InvalidInputError(f"--threads must be at least 1, got {self.threads}")
+        if self.device < 0:
+            raise InvalidInputError(f"the CUDA device ordinal must be >= 0, got {self.device}")
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphChoice:
+    """The file and precision one graph runs with, and why it differs from the request (if it does)."""
+
+    role: str
+    file: str
+    precision: str
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the summary."""
+        return dataclasses.asdict(self)
+
+
+def check_precision(bundle: Bundle, options: BackendOptions) -> None:
+    """Refuse a precision the bundle was not exported with.
+
+    Raises:
+        InvalidInputError: with the precisions the bundle has and how to get the one asked for.
+    """
+    if options.precision not in bundle.precisions:
+        flag = {"fp16": "--fp16", "int8": "--int8 --calib PREPARED_DIR"}.get(options.precision, "")
+        raise InvalidInputError(
+            f"the bundle {bundle.root} has no {options.precision} graphs (it has {', '.join(bundle.precisions)}); "
+            f"choose one of those with --precision, or re-export with {flag}"
+        )
+
+
+def graph_runner(
+    bundle: Bundle, role: str, options: BackendOptions, *, threads: int | None = None
+) -> tuple[Runner, GraphChoice]:
+    """A runner (not yet entered) for the bundle's graph ``role``, and what it will run.
+
+    Args:
+        bundle: a loaded bundle.
+        role: ``visual``, ``vggish``, ``temporal``, ``temporal_stream`` or ``face_detector``.
+        options: backend and precision (checked with :func:`check_precision` first).
+        threads: ONNX Runtime threads for this graph, overriding ``options.threads``.
+
+    Raises:
+        InvalidInputError: the bundle has no such graph, or the precision is not in the bundle.
+        MissingDependencyError: the backend's library is missing (raised when the runner is entered).
+    """
+    check_precision(bundle, options)
+    if role not in bundle.graphs:
+        raise InvalidInputError(f"the bundle {bundle.root} has no '{role}' graph (it has {', '.join(bundle.graphs)})")
+    count = options.threads if threads is None else threads
+    if options.backend in ("ort-trt", "trt"):
+        from edgeaff.runtime.engine_bundle import bundle_engine_requests
+
+        engine = bundle_engine_requests(bundle, options.precision, overrides=options.shapes, roles=[role])[0]
+        request = engine.request
+        choice = GraphChoice(role, request.onnx_path.name, request.precision.value, engine.note)
+        if options.backend == "trt":
+            from edgeaff.runtime.backends.trt import TrtRunner
+
+            return TrtRunner.from_request(request, cache_dir=options.engine_cache, device=options.device), choice
+        from edgeaff.runtime.backends.ort import OrtRunner
+
+        runner = OrtRunner(
+            request.onnx_path,
+            backend="ort-trt",
+            threads=count,
+            precision=request.precision,
+            cache_dir=options.engine_cache,
+            profiles=dict(request.profiles),
+            device_id=options.device,
+        )
+        return runner, choice
+    from edgeaff.runtime.backends.ort import OrtRunner
+
+    graph = bundle.graphs[role]
+    variant = graph.variants.get(options.precision)
+    note = None
+    if variant is None:
+        variant = graph.variants["fp32"]
+        note = f"the bundle has no {options.precision} variant of '{role}': its FP32 graph runs (the bundle's rule)"
+    runner = OrtRunner(variant.path, backend=options.backend, threads=count, device_id=options.device)
+    return runner, GraphChoice(role, variant.path.name, variant.precision, note)

@@ -1,0 +1,230 @@
+"""Video sources for the runtime (``design.md`` §5): a URI in, timestamped frames (and audio) out.
+
+``open_source(uri)`` returns a context manager; iterating it yields :class:`VideoFrame` items in order and, for
+sources with sound, :class:`AudioChunk` items (mono float32 at the feature sample rate) interleaved ahead of the
+frames that need them. Supported URIs:
+
+==========================  =====================================================================================
+``clip.mp4``, ``file://…``  a media file (mp4, avi, mkv, webm, …) decoded with PyAV, with its audio track
+``cropped_aligned/<trial>`` a folder of aligned face images ``00001.jpg`` … (Aff-Wild2 layout); needs ``fps`` and
+                            takes its audio from ``audio`` (any media file), if given
+``0``, ``/dev/video0``      a camera through OpenCV (V4L2 on Linux)
+``csi://0``                 a Jetson CSI camera: a GStreamer ``nvarguscamerasrc`` pipeline through OpenCV
+``rtsp://…``                a network stream through PyAV (with its audio track, if it has one)
+==========================  =====================================================================================
+
+Timestamps: files give the container's presentation time of each frame (variable frame rates included, nothing
+assumes a rate); network streams give their stream time from the first frame; OpenCV cameras give the arrival
+time from the first frame. End of stream ends the iteration; a live source that delivers nothing for
+``timeout_s`` raises :class:`SourceTimeoutError` instead, so the two are never confused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol
+
+import numpy as np
+
+from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
+
+
+class SourceKind(str, enum.Enum):
+    """Where frames come from."""
+
+    FILE = "file"
+    FOLDER = "folder"
+    CAMERA = "camera"
+    CSI = "csi"
+    RTSP = "rtsp"
+    PREPARED = "prepared"
+
+
+class SourceTimeoutError(EdgeaffError):
+    """A live source delivered no frame within the time-out (not the same as its end)."""
+
+    exit_code = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoFrame:
+    """One decoded frame.
+
+    Attributes:
+        index: 0-based number of the frame in the source (live sources skip the numbers of dropped frames).
+        t_s: presentation time in seconds (see the module docstring for each kind).
+        image: (H, W, 3) uint8 BGR.
+        arrival: ``time.perf_counter()`` when the frame was read (for latency).
+        face: the model's face crop when the source already is aligned faces (folders), else ``None``.
+        face_found: for such sources, whether the face image exists.
+        audio_features: raw ``(vggish (128,), mfcc (39,))`` when the source has them precomputed (prepared
+            trials), else ``None`` (they are computed from the source's audio chunks).
+    """
+
+    index: int
+    t_s: float
+    image: np.ndarray
+    arrival: float
+    face: np.ndarray | None = None
+    face_found: bool = False
+    audio_features: tuple[np.ndarray, np.ndarray] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AudioChunk:
+    """Consecutive mono samples in [-1, 1] at the feature sample rate (16 kHz); ``final`` marks the audio's end.
+
+    A source sends a final chunk (possibly empty) as soon as its audio track ends, so frames after the end of a
+    short audio track need not wait for the end of the video.
+    """
+
+    samples: np.ndarray
+    final: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceInfo:
+    """What is known about a source when it opens.
+
+    Attributes:
+        kind: the kind of source.
+        uri: as given.
+        name: a file-name-safe name for the outputs.
+        live: frames arrive in real time (cameras, network streams).
+        has_audio: audio chunks will be delivered.
+        audio_note: why there is no audio, when there is none.
+        fps: nominal frame rate (``None`` when unknown).
+        frame_count: frames expected (files and folders), ``None`` for live sources.
+        width: frame width, if known.
+        height: frame height, if known.
+    """
+
+    kind: SourceKind
+    uri: str
+    name: str
+    live: bool
+    has_audio: bool
+    audio_note: str | None
+    fps: float | None
+    frame_count: int | None
+    width: int | None = None
+    height: int | None = None
+
+
+class Source(Protocol):
+    """An opened source: use as a context manager and iterate."""
+
+    info: SourceInfo
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames a live source dropped because the pipeline fell behind (0 for files)."""
+        ...
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def __iter__(self) -> Iterator[VideoFrame | AudioChunk]: ...
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_name(text: str) -> str:
+    """``text`` reduced to characters that are safe in a file name (``_`` for runs of others)."""
+    cleaned = _SAFE.sub("_", text).strip("._")
+    return cleaned or "source"
+
+
+def classify(uri: str) -> tuple[SourceKind, str]:
+    """The kind of source a URI names, and its target (path, device, sensor id or URL).
+
+    Raises:
+        InvalidInputError: an unsupported scheme, or a path that does not exist.
+    """
+    text = str(uri).strip()
+    lowered = text.lower()
+    if lowered.startswith(("rtsp://", "rtsps://")):
+        return SourceKind.RTSP, text
+    if lowered.startswith("csi://"):
+        sensor = text[len("csi://") :]
+        if not sensor.partition("?")[0].isdigit():
+            raise InvalidInputError(f"'{text}': a CSI camera is csi://N with the sensor number N, e.g. csi://0")
+        return SourceKind.CSI, sensor
+    if text.isdigit():
+        return SourceKind.CAMERA, text
+    if re.fullmatch(r"/dev/video\d+", text):
+        return SourceKind.CAMERA, text
+    if lowered.startswith("file://"):
+        text = text[len("file://") :]
+    elif "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise InvalidInputError(
+            f"unsupported source scheme '{scheme}://'; use a file, a folder of face images, a camera (0, /dev/video0),"
+            " csi://N or rtsp://…"
+        )
+    path = Path(text)
+    if path.is_dir():
+        return SourceKind.FOLDER, text
+    if not path.exists():
+        raise InvalidInputError(f"source not found: {text} (not a file, folder, camera or stream URL)")
+    return SourceKind.FILE, text
+
+
+def open_source(
+    uri: str | Path,
+    *,
+    fps: float | None = None,
+    audio: str | Path | None = None,
+    timeout_s: float = 10.0,
+    sample_rate: int = 16000,
+    crop_size: int = 48,
+) -> Source:
+    """Open a source by URI (see the module docstring); enter the returned object before iterating.
+
+    Args:
+        uri: a file, ``file://`` path, folder of aligned faces, camera index, ``/dev/videoN``, ``csi://N`` or
+            ``rtsp://`` URL.
+        fps: frame rate of a folder of images (required there; ignored by other sources, which have timestamps).
+        audio: audio for a folder of images (any file PyAV reads).
+        timeout_s: live sources: longest wait for a frame before :class:`SourceTimeoutError`.
+        sample_rate: audio sample rate delivered (the features' 16 kHz).
+        crop_size: side of the face crops a folder source delivers.
+
+    Raises:
+        InvalidInputError: bad URI or options; errors of the specific source when it is entered.
+
+    Example:
+        >>> with open_source("clip.mp4") as source:  # doctest: +SKIP
+        ...     for item in source:
+        ...         if isinstance(item, VideoFrame):
+        ...             print(item.index, item.t_s)
+    """
+    if timeout_s <= 0:
+        raise InvalidInputError(f"the source time-out must be positive, got {timeout_s}")
+    kind, target = classify(str(uri))
+    if kind is not SourceKind.FOLDER and (fps is not None or audio is not None):
+        raise InvalidInputError("--fps and --audio apply to a folder of face images only; media files have their own")
+    if kind is SourceKind.FILE:
+        from edgeaff.runtime.media_source import MediaFileSource
+
+        return MediaFileSource(target, uri=str(uri), sample_rate=sample_rate)
+    if kind is SourceKind.FOLDER:
+        from edgeaff.runtime.folder_source import FaceFolderSource
+
+        return FaceFolderSource(target, fps=fps, audio=audio, sample_rate=sample_rate, crop_size=crop_size)
+    if kind is SourceKind.RTSP:
+        from edgeaff.runtime.media_source import NetworkStreamSource
+
+        return NetworkStreamSource(target, timeout_s=timeout_s, sample_rate=sample_rate)
+    from edgeaff.runtime.capture_source import CaptureSource
+
+    return CaptureSource(kind, target, uri=str(uri), timeout_s=timeout_s)

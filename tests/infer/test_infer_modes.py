@@ -1,0 +1,126 @@
+"""Offline vs streaming, prepared trials against PyTorch, variable frame rates, bounded buffers."""
+
+from __future__ import annotations
+
+import fractions
+import json
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from conftest import TinyBundle, read_csv, run_without_torch
+from media_fixtures import face_frames, speech, write_media
+
+from edgeaff.runtime.infer import InferOptions, infer_source
+
+WINDOW, HOP, RECEPTIVE_FIELD = 300, 200, 121
+# ONNX Runtime float32 against PyTorch float32 on the same windows (the export parity tolerance).
+PYTORCH_TOLERANCE = 1e-4
+# The streaming graph against the windowed graph where both see the same 121 frames: float32 rounding only
+# (measured below 2e-6 here), plus the 9 significant digits of the CSV.
+STREAM_TOLERANCE = 1e-5
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """420 frames at 30 fps (14 s): two offline windows (0 and 120). The 5.5 s of speech end long before the video."""
+    path = tmp_path_factory.mktemp("long") / "long.mp4"
+    return write_media(path, face_frames(lambda i: (i // 70) % 3 != 2), count=420, rate=30, audio=speech())
+
+
+def test_streaming_equals_offline_where_every_covering_window_saw_the_full_receptive_field(
+    tiny_bundle: TinyBundle, long_video: Path, tmp_path: Path
+) -> None:
+    """Offline windows start from zero state at 0 and 120. A frame's offline value equals the stream's when every
+    window covering it either starts at frame 0 (the stream starts from zeros there too) or has seen at least 121
+    frames of it: frames 0-119 (window 0 only) and 240-419 (window 120 at position >= 120, and window 0). Frames
+    120-239 are averaged with window 120's truncated history, so they differ."""
+    runs = {}
+    for mode in ("offline", "stream"):
+        options = InferOptions(mode=mode, per_model=True)
+        result = infer_source(long_video, tiny_bundle.path, tmp_path / mode, options=options, echo=_quiet, show=_quiet)
+        runs[mode] = read_csv(result.paths["models"])[1][:, 2:]
+        summary = result.summary
+        assert summary["frames"] == 420
+        # bounded: what waits is a visual batch plus the audio look-ahead, never the video
+        assert summary["buffers"]["max_pending_frames"] <= 64 and summary["buffers"]["max_audio_rows"] < 400
+        if mode == "offline":
+            assert summary["windows"] == [[0, WINDOW], [120, WINDOW]]
+        else:
+            assert summary["latency_ms"]["calls"] == 420 and summary["audio_lookahead_ms"] == pytest.approx(975.0)
+    same = np.r_[0:120, 240:420]
+    assert np.abs(runs["stream"][same] - runs["offline"][same]).max() <= STREAM_TOLERANCE
+    truncated = np.r_[120:240]
+    assert np.abs(runs["stream"][truncated] - runs["offline"][truncated]).max() > 10 * STREAM_TOLERANCE
+
+
+def _prepared_trial(root: Path, length: int) -> Path:
+    rng = np.random.default_rng(11)
+    trial = root / "prepared" / "trial01"
+    trial.mkdir(parents=True)
+    frames = rng.integers(0, 256, (length, 48, 48, 3), dtype=np.uint8)
+    frames[100:130] = 0  # frames without a face: prepare stores black crops
+    np.save(trial / "frame.npy", frames)
+    np.save(trial / "mfcc.npy", rng.normal(2.0, 9.0, (length, 39)).astype(np.float32))
+    np.save(trial / "vggish.npy", rng.normal(-0.1, 0.6, (length, 128)).astype(np.float32))
+    (trial / "trial.json").write_text(json.dumps({"fps": 30.0, "length": length}))
+    return trial
+
+
+def _pytorch_predictions(bundle: TinyBundle, trial: Path) -> np.ndarray:
+    """The checkpoints' models in PyTorch on the reference's windows (§4.6) with overlap averaging (§6.1)."""
+    frames = np.load(trial / "frame.npy")
+    mfcc, vggish = np.load(trial / "mfcc.npy"), np.load(trial / "vggish.npy")
+    n = len(frames)
+    starts = [0] if n <= WINDOW else [*range(0, n - WINDOW, HOP), n - WINDOW]
+    crops = frames[:, 4:44, 4:44].astype(np.float32)
+    scaled = torch.from_numpy(((crops / 255.0 - 0.5) / 0.5).transpose(0, 3, 1, 2).astype(np.float32))
+    total, count = np.zeros((n, len(bundle.models))), np.zeros(n)
+    with torch.no_grad():
+        for start in starts:
+            stop = min(start + WINDOW, n)
+            for m, (model, stats) in enumerate(zip(bundle.models, bundle.normalizations, strict=True)):
+                audio = {}
+                if stats is not None:
+                    v = (vggish[start:stop] - stats.vggish.mean) / stats.vggish.std
+                    c = (mfcc[start:stop] - stats.mfcc.mean) / stats.mfcc.std
+                    audio = {"vggish": torch.from_numpy(v[None]).float(), "mfcc": torch.from_numpy(c[None]).float()}
+                total[start:stop, m] += model(scaled[None, start:stop], **audio)[0].numpy()
+            count[start:stop] += 1
+    return total / count[:, None]
+
+
+def test_prepared_trial_gives_the_pytorch_models_outputs(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
+    trial = _prepared_trial(tmp_path, 460)
+    out = tmp_path / "out"
+    result = run_without_torch(["infer", "--prepared", str(trial), "--bundle", str(tiny_bundle.path), "-o", str(out)])
+    assert result.returncode == 0, result.stderr
+    header, models = read_csv(out / "trial01.models.csv")
+    assert header[2:] == ["fold0_valence_multimodal", "fold1_valence_multimodal", "fold0_arousal_unimodal"]
+    np.testing.assert_allclose(models[:, 1], np.arange(460) / 30.0, atol=1e-6)
+    expected = _pytorch_predictions(tiny_bundle, trial)
+    assert np.abs(models[:, 2:] - expected).max() <= PYTORCH_TOLERANCE
+    _, rows = read_csv(out / "trial01.csv")
+    assert rows[100:130, 4].sum() == 0 and rows[:100, 4].all() and rows[:, 5].all()
+
+
+def test_variable_frame_rate_rows_follow_the_containers_timestamps(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
+    pts = np.cumsum(np.r_[0, np.random.default_rng(5).choice([1, 2, 3, 5], 59)]).tolist()  # 1/60 s ticks
+    frame = face_frames(lambda i: True)
+    video = write_media(
+        tmp_path / "vfr.mp4", frame, count=60, audio=speech()[:48000], pts=pts, time_base=fractions.Fraction(1, 60)
+    )
+    with av.open(str(video)) as container:
+        times = [float(f.time) for f in container.decode(video=0)]
+    result = infer_source(video, tiny_bundle.path, tmp_path / "o", options=InferOptions(), echo=_quiet)
+    _, rows = read_csv(result.paths["csv"])
+    assert len(rows) == len(times) == 60
+    np.testing.assert_allclose(rows[:, 1], times, atol=1e-6)
+    np.testing.assert_allclose(rows[:, 1], np.asarray(pts) / 60, atol=1e-6)
+    assert "timestamps" in result.summary["audio_alignment"] and rows[:, 5].all()

@@ -1,0 +1,115 @@
+"""Offline windows with a ring buffer equal the reference's windowing on whole arrays; streaming chunks carry state."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pytest
+
+from edgeaff.runtime.backends.base import Runner, TensorSpec
+from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.temporal_stages import StreamingTemporal, WindowedTemporal
+
+M, E, RECEPTIVE = 2, 3, 5
+
+
+class CausalRunner(Runner):
+    """A stand-in temporal graph: causal, zero history before the window start, window-position independent."""
+
+    name = "causal"
+
+    def __init__(self, *, stream: bool = False) -> None:
+        super().__init__()
+        self.stream = stream
+        self.calls: list[int] = []
+
+    def activate(self) -> None:
+        pass
+
+    def deactivate(self) -> None:
+        pass
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        names = ["embeddings", "vggish", "mfcc"] + (["state"] if self.stream else [])
+        return [TensorSpec(n, (), np.dtype(np.float32)) for n in names]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return [TensorSpec("predictions", (), np.dtype(np.float32))]
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = feed["embeddings"][0].sum(-1) + feed["vggish"][0, :, :1] + feed["mfcc"][0, :, :1]  # (L, M)
+        history = feed["state"].reshape(RECEPTIVE - 1, M) if self.stream else np.zeros((RECEPTIVE - 1, M), np.float32)
+        padded = np.concatenate([history, x])
+        out = np.stack([padded[t : t + RECEPTIVE].sum(0) for t in range(len(x))])
+        self.calls.append(len(x))
+        result = {"predictions": out[None].astype(np.float32)}
+        if self.stream:
+            result["state_out"] = padded[-(RECEPTIVE - 1) :].reshape(1, -1)
+        return result
+
+
+def reference(features: tuple[np.ndarray, np.ndarray, np.ndarray], window: int, hop: int) -> np.ndarray:
+    """reference.md §4.6/§6.1 written out on whole arrays: windows, then the mean over covering windows."""
+    embeddings, vggish, mfcc = features
+    n = len(embeddings)
+    starts = [0] if n <= window else [*range(0, n - window, hop), n - window]
+    total, count = np.zeros((n, M)), np.zeros(n)
+    runner = CausalRunner()
+    for s in starts:
+        e = min(s + window, n)
+        feed = {"embeddings": embeddings[None, s:e], "vggish": vggish[None, s:e], "mfcc": mfcc[None, s:e]}
+        total[s:e] += runner.infer(feed)["predictions"][0]
+        count[s:e] += 1
+    return total / count[:, None]
+
+
+def _features(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(size=(n, M, E)).astype(np.float32),
+        rng.normal(size=(n, 128)).astype(np.float32),
+        rng.normal(size=(n, 39)).astype(np.float32),
+    )
+
+
+@pytest.mark.parametrize("length", [1, 7, 12, 13, 20, 21, 33, 64, 401])
+def test_ring_buffer_windows_equal_the_reference(length: int) -> None:
+    window, hop = 12, 8
+    features = _features(length, length)
+    runner = CausalRunner()
+    stage = WindowedTemporal(runner, window=window, hop=hop, models=M, embedding_shape=(M, E), timer=StageTimer())
+    for i in range(length):
+        stage.push(features[0][i], features[1][i], features[2][i])
+        assert stage.buffered_frames <= window
+    result = stage.finish()
+    np.testing.assert_allclose(result, reference(features, window, hop), rtol=0, atol=1e-5)
+    expected_starts = [0] if length <= window else [*range(0, length - window, hop), length - window]
+    assert [s for s, _ in stage.windows] == expected_starts
+
+
+def test_windows_run_as_soon_as_complete() -> None:
+    features = _features(2000, 1)
+    stage = WindowedTemporal(CausalRunner(), window=300, hop=200, models=M, embedding_shape=(M, E), timer=StageTimer())
+    for i in range(1000):
+        stage.push(features[0][i], features[1][i], features[2][i])
+    # windows 0, 200, 400 and 600 are complete once frame 900 exists: run, their frames' features are gone
+    assert [s for s, _ in stage.windows] == [0, 200, 400, 600]
+    assert stage._embeddings.shape[0] == 300  # the ring holds one window, whatever the length
+
+
+def test_streaming_chunks_equal_one_long_pass() -> None:
+    features = _features(50, 2)
+    whole = StreamingTemporal(
+        CausalRunner(stream=True), {"state_size": (RECEPTIVE - 1) * M}, max_chunk=300, timer=StageTimer()
+    )
+    expected = whole.step(*features)
+    chunked = StreamingTemporal(
+        CausalRunner(stream=True), {"state_size": (RECEPTIVE - 1) * M}, max_chunk=7, timer=StageTimer()
+    )
+    parts = [chunked.step(*(f[a:b] for f in features)) for a, b in [(0, 1), (1, 20), (20, 50)]]
+    np.testing.assert_allclose(np.concatenate(parts), expected, atol=1e-5)
+    # from a zero state, the stream equals a window that starts at the same frame
+    np.testing.assert_allclose(expected[:12], reference(tuple(f[:12] for f in features), 12, 8), atol=1e-5)
