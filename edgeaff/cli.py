@@ -514,6 +514,18 @@ def engine_cache_clear(
         typer.echo(f"left {len(report.busy)} engine(s) that another process is building: {', '.join(report.busy)}")
 
 
+@app.command("demo")
+def demo(
+    out_dir: Annotated[Path, typer.Argument(help="Where the demo writes everything.")] = Path("edgeaff-demo"),
+    size: Annotated[str, typer.Option("--size", help="demo (the README's) or small (a quick smoke run).")] = "demo",
+) -> None:
+    """Run the whole kit on built-in synthetic data: synth → prepare → train → export → infer."""
+    from edgeaff.demo import run_demo
+
+    report = run_demo(out_dir, size=size, say=lambda line: typer.echo(line, err=True))
+    typer.echo(json.dumps(report, indent=1))
+
+
 def _register_infer() -> None:
     from edgeaff.infer_cli import infer_command
 

@@ -22,6 +22,7 @@ from edgeaff.export import accuracy, bundle, parity, precision, prepared_data, s
 from edgeaff.export.detector_bundle import add_face_detector
 from edgeaff.export.manifest import build_manifest
 from edgeaff.export.vggish_weights import resolve_vggish
+from edgeaff.runtime.bundle import TENSORRT_INT8
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
 from edgeaff.train.checkpoint import load_checkpoint
@@ -229,7 +230,18 @@ def export_bundle(
             recipe["quantized_graphs"] = ["visual"]
             recipes["int8"] = recipe
             files["visual"]["int8"] = target.name
-            log(f"built the INT8 visual graph from {recipe['calibration_frames']} calibration frames")
+            trt_target = graphs["visual"].path.with_name("visual.int8-trt.onnx")
+            trt_recipe = precision.quantize_int8(
+                graphs["visual"].path, trt_target, input_name="frames", batches=batches, symmetric=True
+            )
+            trt_recipe["calibration_trials"] = recipe["calibration_trials"]
+            trt_recipe["quantized_graphs"] = ["visual"]
+            recipes[TENSORRT_INT8] = trt_recipe
+            files["visual"][TENSORRT_INT8] = trt_target.name
+            log(
+                f"built the INT8 visual graphs (ONNX Runtime U8S8, TensorRT S8S8) from {recipe['calibration_frames']} "
+                "calibration frames"
+            )
 
         started = time.perf_counter()
         quality = _variant_quality(

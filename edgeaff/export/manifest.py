@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeaff.export.bundle import graph_entry
 from edgeaff.export.sources import CheckpointSource
+from edgeaff.runtime.bundle import TENSORRT_INT8
 from edgeaff.runtime.spec import FeatureSpec
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ def build_manifest(
         )
         for name, graph in graph_set.graphs.items()
     }
-    precisions = ["fp32", *sorted({p for per_graph in files.values() for p in per_graph} - {"fp32"})]
+    # ``int8_trt`` is the TensorRT form of ``int8``, not a precision of its own.
+    precisions = ["fp32", *sorted({p for per_graph in files.values() for p in per_graph} - {"fp32", TENSORRT_INT8})]
     return {
         "created": created,
         "versions": dict(versions),

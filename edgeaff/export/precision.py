@@ -138,14 +138,20 @@ class _FrameBatches:
         raise PrecisionError("calibration data can be read once only")
 
 
-def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[np.ndarray]) -> dict[str, Any]:
-    """Write the INT8 (Q/DQ, U8S8, per-channel weights) variant of ``source``, calibrated on ``batches``.
+def quantize_int8(
+    source: Path, target: Path, *, input_name: str, batches: list[np.ndarray], symmetric: bool = False
+) -> dict[str, Any]:
+    """Write an INT8 (Q/DQ, per-channel weights) variant of ``source``, calibrated on ``batches``.
+
+    Two forms: U8S8 (uint8 activations with zero points, int8 weights) — ONNX Runtime's fast form on x86 CPUs; and
+    ``symmetric`` S8S8 (int8 activations and weights, all zero points 0) — the only Q/DQ form TensorRT accepts.
 
     Args:
         source: FP32 graph.
         target: output path.
         input_name: the graph input the batches feed.
         batches: real input batches (never random: scales come from these).
+        symmetric: write the TensorRT form (signed, symmetric) instead of U8S8.
 
     Returns:
         A JSON-ready description of the recipe for the manifest.
@@ -175,17 +181,24 @@ def quantize_int8(source: Path, target: Path, *, input_name: str, batches: list[
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=list(INT8_OP_TYPES),
                 per_channel=True,
-                activation_type=QuantType.QUInt8,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=getattr(CalibrationMethod, INT8_CALIBRATION),
                 nodes_to_exclude=excluded,
-                # The embedding layer's output feeds the L2 normalisation: keep it float.
-                extra_options={"OpTypesToExcludeOutputQuantization": ["Gemm"]},
+                extra_options={
+                    # The embedding layer's output feeds the L2 normalisation: keep it float.
+                    "OpTypesToExcludeOutputQuantization": ["Gemm"],
+                    "ActivationSymmetric": symmetric,
+                    "WeightSymmetric": True,
+                    # TensorRT takes int8 Q/DQ only and fuses float biases itself: no int32 bias quantisation.
+                    "QuantizeBias": not symmetric,
+                },
             )
     _check_loads(target)
     return {
         "format": "QDQ",
-        "activations": "uint8",
+        "activations": "int8 symmetric" if symmetric else "uint8",
+        "target": "TensorRT (signed symmetric Q/DQ)" if symmetric else "ONNX Runtime CPU (U8S8)",
         "weights": "int8 per-channel",
         "calibration_method": INT8_CALIBRATION,
         "calibration_frames": int(sum(len(b) for b in batches)),

@@ -29,6 +29,9 @@ BUNDLE_FORMAT = "edgeaff-bundle"
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 PRECISIONS = ("fp32", "fp16", "int8")
+# The INT8 graph in TensorRT's form (signed symmetric Q/DQ); ``int8`` holds ONNX Runtime's U8S8 form.
+TENSORRT_INT8 = "int8_trt"
+VARIANT_KEYS = (*PRECISIONS, TENSORRT_INT8)
 GRAPH_ROLES = ("visual", "vggish", "temporal", "temporal_stream", "face_detector")
 
 
@@ -63,7 +66,7 @@ class Graph:
     outputs: tuple[GraphTensor, ...]
     variants: Mapping[str, GraphVariant]
 
-    def file(self, precision: str = "fp32") -> Path:
+    def file(self, precision: str = "fp32", *, tensorrt: bool = False) -> Path:
         """Path of the graph at ``precision``; the FP32 file when this graph has no such variant.
 
         Raises:
@@ -71,7 +74,16 @@ class Graph:
         """
         if precision not in PRECISIONS:
             raise BundleError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
-        return (self.variants.get(precision) or self.variants["fp32"]).path
+        return self.variant(precision, tensorrt=tensorrt).path
+
+    def variant(self, precision: str = "fp32", *, tensorrt: bool = False) -> GraphVariant:
+        """The variant used at ``precision``: TensorRT's INT8 form when ``tensorrt`` and present, else the
+        ``precision`` file, else FP32."""
+        if precision not in PRECISIONS:
+            raise BundleError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
+        if tensorrt and precision == "int8" and TENSORRT_INT8 in self.variants:
+            return self.variants[TENSORRT_INT8]
+        return self.variants.get(precision) or self.variants["fp32"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +147,7 @@ def _graph(root: Path, role: str, entry: object, *, verify: bool) -> Graph:
         raise _fail(root, f"graph '{role}' has no variants")
     variants = {}
     for precision, info in entry["variants"].items():
-        if precision not in PRECISIONS:
+        if precision not in VARIANT_KEYS:
             raise _fail(root, f"graph '{role}' has an unknown precision '{precision}'")
         if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
             raise _fail(root, f"graph '{role}' ({precision}) has no sha256")

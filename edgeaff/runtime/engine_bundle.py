@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from edgeaff.runtime.bundle import Bundle, GraphTensor
+from edgeaff.runtime.bundle import TENSORRT_INT8, Bundle, GraphTensor
 from edgeaff.runtime.engine_cache import EngineBuilder, EngineCache
 from edgeaff.runtime.engine_spec import BuildOptions, EngineRequest, Precision, ShapeRange
 from edgeaff.runtime.errors import InvalidInputError
@@ -133,14 +133,13 @@ def bundle_engine_requests(
     engines = []
     for role in selected:
         graph = bundle.graphs[role]
-        variant = graph.variants.get(wanted.value)
+        variant = graph.variant(wanted.value, tensorrt=True)
         note = None
-        if variant is None:
-            variant = graph.variants["fp32"]
+        if variant.precision == "fp32" and wanted.value != "fp32":
             note = f"the bundle has no {wanted.value} variant of '{role}': its FP32 graph is built in fp32"
         request = EngineRequest(
             variant.path,
-            Precision.parse(variant.precision),
+            Precision.parse("int8" if variant.precision == TENSORRT_INT8 else variant.precision),
             graph_profile(role, graph.inputs, ranges),
             options or BuildOptions(),
             onnx_sha256=variant.sha256,

@@ -35,7 +35,7 @@ def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
     assert manifest["visual"]["shared_trunk"] is True and manifest["visual"]["trunk_groups"] == [[0, 1, 2]]
     assert set(manifest["graphs"]) == {"visual", "temporal", "temporal_stream", "face_detector"}  # unimodal: no VGGish
     assert manifest["precisions"] == ["fp32", "fp16", "int8"]
-    assert set(manifest["graphs"]["visual"]["variants"]) == {"fp32", "fp16", "int8"}
+    assert set(manifest["graphs"]["visual"]["variants"]) == {"fp32", "fp16", "int8", "int8_trt"}
     assert set(manifest["graphs"]["temporal"]["variants"]) == {"fp32", "fp16"}
     assert manifest["graphs"]["visual"]["inputs"] == [
         {"name": "frames", "shape": ["frames", 48, 48, 3], "dtype": "uint8"}
@@ -145,3 +145,34 @@ def test_int8_visual_graph_is_qdq_u8s8_per_channel(tiny_bundle: Path) -> None:
     assert all(producers[name].op_type != "DequantizeLinear" for name in stem.input if name in producers)
     assert stem.input[1] in initializers and initializers[stem.input[1]].data_type == onnx.TensorProto.FLOAT
     assert bundle.graphs["temporal"].file("int8") == bundle.graphs["temporal"].file("fp32")
+
+
+@pytest.mark.slow
+def test_int8_tensorrt_variant_is_signed_and_symmetric(tiny_bundle: Path) -> None:
+    """TensorRT accepts only int8 Q/DQ with zero points 0; the bundle carries that form beside ONNX Runtime's U8S8."""
+    from onnx import numpy_helper
+
+    from edgeaff.runtime.engine_bundle import bundle_engine_requests
+
+    bundle = load_bundle(tiny_bundle)
+    visual = bundle.graphs["visual"]
+    trt_file = visual.file("int8", tensorrt=True)
+    assert trt_file != visual.file("int8") and trt_file.name == "visual.int8-trt.onnx"
+    assert bundle.precisions == ["fp32", "fp16", "int8"]  # int8_trt is a form of int8, not a precision
+    model = onnx.load(str(trt_file))
+    initializers = {i.name: i for i in model.graph.initializer}
+    zero_points = [
+        initializers[n.input[2]] for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")
+    ]
+    assert zero_points and all(z.data_type == onnx.TensorProto.INT8 for z in zero_points)
+    assert all(not np.any(numpy_helper.to_array(z)) for z in zero_points)
+    requests = {e.role: e.request for e in bundle_engine_requests(bundle, "int8")}
+    assert requests["visual"].onnx_path == trt_file and requests["visual"].precision.value == "int8"
+    # It still computes the embeddings: close to FP32 under ONNX Runtime.
+    import onnxruntime as ort
+
+    frames = np.random.default_rng(9).integers(0, 256, (8, 48, 48, 3), dtype=np.uint8)
+    reference = ort.InferenceSession(str(visual.file("fp32"))).run(None, {"frames": frames})[0]
+    quantised = ort.InferenceSession(str(trt_file)).run(None, {"frames": frames})[0]
+    cosine = (reference * quantised).sum(-1) / np.linalg.norm(reference, axis=-1) / np.linalg.norm(quantised, axis=-1)
+    assert cosine.min() > 0.9
