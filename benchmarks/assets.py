@@ -113,7 +113,7 @@ def synthetic_dataset(work: Path, *, videos: int = 5, seconds: float = 20.0, log
         _log(log, f"synthetic dataset in {time.perf_counter() - started:.0f} s: {root}")
     if not (prepared / "dataset.json").is_file():
         started = time.perf_counter()
-        prepare_dataset(root, prepared, vggish_weights=VGGISH_SOURCE, mfcc_backend="numpy")
+        prepare_dataset(root, prepared, vggish_weights=VGGISH_SOURCE)
         _log(log, f"prepared in {time.perf_counter() - started:.0f} s: {prepared}")
     return root, prepared
 

@@ -34,6 +34,15 @@ def bench_command(
             "the source, calls of a stage, pairs of a comparison.",
         ),
     ] = None,
+    pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--pairs",
+            metavar="N",
+            help="Timed calls of each isolated stage and pairs of each side-by-side "
+            "comparison (default: the --iterations / --duration budget).",
+        ),
+    ] = None,
     warmup: Annotated[
         int, typer.Option("--warmup", metavar="N", help="Untimed repetitions first (pipeline: passes over 64 frames).")
     ] = 2,
@@ -67,12 +76,14 @@ def bench_command(
     if duration is not None and iterations is not None:
         raise InvalidInputError("give --duration or --iterations, not both")
     repeats = Repeats(iterations=iterations, duration_s=duration if duration is not None else 5.0, warmup=warmup)
+    pair_repeats = None if pairs is None else Repeats(iterations=pairs, warmup=warmup)
     options = BenchOptions(
         source=source,
         backend=backend,
         precision=precision,
         mode=mode,
         repeats=repeats,
+        pair_repeats=pair_repeats,
         threads=threads,
         visual_batch=batch,
         face_detector=face_detector,

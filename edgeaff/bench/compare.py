@@ -63,7 +63,7 @@ def stream_step_vs_window(bundle: Bundle, options: BackendOptions, repeats: Repe
             repeats,
             name="stream_step_vs_window",
             labels=("streaming update, 1 frame", f"temporal window re-run, {window} frames"),
-            frames=(1, 1),
+            frames=(1, window),
             note=f"{len(bundle.models)} models; B re-runs the whole {window}-frame window to predict one new frame",
         )
 

@@ -216,10 +216,12 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
 
 def print_tables(document: Mapping[str, Any]) -> None:
     """Print the end-to-end line, the stage table and the comparisons on the terminal (rich)."""
+    import shutil
+
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console(width=max(shutil.get_terminal_size().columns, 132))
     stamp = document["stamp"]
     console.print(f"[bold]edgeaff bench[/bold]  {stamp['device']}  ({_settings_line(stamp['settings'])})")
     console.print(f"load average before {stamp['load_average']['before']}, after {stamp['load_average']['after']}")

@@ -37,7 +37,10 @@ class BenchOptions:
         backend: ``ort-cpu``, ``ort-cuda``, ``ort-trt`` or ``trt``.
         precision: ``fp32``, ``fp16`` or ``int8`` (as exported in the bundle).
         mode: ``offline`` (windows) or ``stream`` (per-frame causal updates).
-        repeats: iterations or duration, and warm-up (pipeline passes; calls; comparison pairs).
+        repeats: iterations or duration, and warm-up: passes over the source for the pipeline, calls for isolated
+            stages, pairs for comparisons.
+        pair_repeats: a separate budget for isolated stages and comparisons (``None``: ``repeats``); their calls
+            take milliseconds where a pass over the source takes seconds.
         threads: ONNX Runtime intra-op threads per graph (``None``: ONNX Runtime's default).
         visual_batch: face crops per visual graph call (offline mode; stream mode uses 1).
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar``.
@@ -51,6 +54,7 @@ class BenchOptions:
     precision: str = "fp32"
     mode: str = "offline"
     repeats: Repeats = dataclasses.field(default_factory=Repeats)
+    pair_repeats: Repeats | None = None
     threads: int | None = None
     visual_batch: int = 16
     face_detector: str = "dnn"
@@ -128,6 +132,7 @@ def run_bench(
     backend = options.backend_options
     check_precision(bundle, backend)
     repeats = options.repeats
+    calls = options.pair_repeats or repeats
     settings: dict[str, Any] = {
         "backend": options.backend,
         "precision": options.precision,
@@ -138,6 +143,7 @@ def run_bench(
         "face_detector": options.face_detector if options.source else None,
         "detect_every": options.detect_every if options.source else None,
         "repeats": dataclasses.asdict(repeats),
+        "call_repeats": dataclasses.asdict(calls),
         "source": None,
     }
     stages: dict[str, dict[str, Any]] = {}
@@ -175,29 +181,29 @@ def run_bench(
         if info.has_audio and bundle.multimodal:
             echo("isolated: MFCC and log-mel front ends")
             chunks, fps = components.source_audio(reopen)
-            stages |= _stats(components.audio_front_ends(bundle, chunks, fps, repeats), "isolated")
+            stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
     else:
         echo(f"network stages on synthetic inputs ({options.backend}, {options.precision})")
-        stages |= _stats(components.network_stages(bundle, backend, repeats, batch=options.visual_batch), "isolated")
-        stages |= _stats(components.ensemble_stages(bundle, repeats, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
+        stages |= _stats(components.network_stages(bundle, backend, calls, batch=options.visual_batch), "isolated")
+        stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
         for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):
             skipped.append(compare.Skipped(what, "no --source: only the network stages ran, on synthetic inputs"))
     if options.compare:
         echo("side by side: streaming update vs window re-run")
-        stream = compare.stream_step_vs_window(bundle, backend, repeats)
+        stream = compare.stream_step_vs_window(bundle, backend, calls)
         comparisons.append(stream)
         stages["temporal_step"] = {"where": "isolated", **stream.a.to_dict()}
         stages["temporal_window"] = {"where": "isolated", **stream.b.to_dict()}
         echo("side by side: precisions")
         found, missing = compare.precision_comparisons(
-            bundle, backend, repeats, batch=options.visual_batch, crops=None if crops is None else _stack(crops)
+            bundle, backend, calls, batch=options.visual_batch, crops=None if crops is None else _stack(crops)
         )
         comparisons += found
         skipped += missing
         if len(bundle.precisions) == 1:
             skipped.append(compare.Skipped("precision comparisons", "the bundle has FP32 graphs only"))
         gpu = machine["gpu"] is not None
-        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, repeats, batch=options.visual_batch, gpu=gpu)
+        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=options.visual_batch, gpu=gpu)
         comparisons += found
         skipped += missing
     stamp = make_stamp(settings=settings, load_before=load_before, machine=machine)
