@@ -169,6 +169,33 @@ def export(
     return output
 
 
+def per_fold_visual_graph(models: Sequence[EmotionModel], path: Path) -> Path:
+    """The visual graph with one whole backbone per model (what export writes when trunks differ); reused."""
+    from edgeaff.export import visual_graph
+    from edgeaff.export.torch2onnx import TensorInfo, export_module
+    from edgeaff.runtime.spec import FaceSpec
+
+    if path.is_file():
+        return path
+    plan = visual_graph.TrunkPlan(
+        False, tuple((i,) for i in range(len(models))), ("",) * len(models),
+        visual_graph.trunk_unit_count(models[0].backbone),
+    )  # fmt: skip
+    embedding = models[0].config.backbone.embedding_dim
+    staging = path.with_name(path.name + ".tmp")
+    export_module(
+        visual_graph.VisualEnsemble(list(models), FaceSpec(), plan),
+        staging,
+        name="visual",
+        inputs=[TensorInfo("frames", ("frames", 48, 48, 3), "uint8")],
+        outputs=[TensorInfo("embeddings", ("frames", len(models), embedding), "float32")],
+        example=[torch.zeros(2, 48, 48, 3, dtype=torch.uint8)],
+        opset=18,
+    )
+    staging.rename(path)
+    return path
+
+
 def _log(enabled: bool, line: str) -> None:
     if enabled:
         print(line, flush=True)

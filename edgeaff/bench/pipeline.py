@@ -33,10 +33,19 @@ WARMUP_PASS_FRAMES = 64  # enough to run every graph and stage at least once
 
 @dataclasses.dataclass(frozen=True)
 class PassResult:
-    """One pass over the source: the runtime's summary document and the run's stage timer."""
+    """One pass over the source.
+
+    Attributes:
+        summary: the runtime's summary document of the run.
+        timer: the run's stage timer.
+        predictions: the final per-frame predictions, (frames, dimensions) float64, as written.
+        dimensions: the dimension of each column of ``predictions``.
+    """
 
     summary: dict[str, Any]
     timer: StageTimer
+    predictions: np.ndarray
+    dimensions: tuple[str, ...]
 
     @property
     def wall_s(self) -> float:
@@ -140,7 +149,7 @@ class PipelineSession:
             if self.faces is not None:
                 self.faces.timer = run.timer
             result = run.execute(self.open_source)
-        return PassResult(result.summary, run.timer)
+        return PassResult(result.summary, run.timer, run.log.column("values").copy(), tuple(run.dimensions))
 
     def _echo(self, line: str) -> None:
         # The last line of every pass ("N frames in S s ... -> files") is the runtime's report, not a note.

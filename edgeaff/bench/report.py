@@ -79,6 +79,7 @@ def build_document(
     comparisons: list[Mapping[str, Any]],
     skipped: list[Mapping[str, str]],
     notes: list[str],
+    checks: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The benchmark document.
 
@@ -90,6 +91,7 @@ def build_document(
         comparisons: :meth:`~edgeaff.bench.stats.PairedTiming.to_dict` of each comparison.
         skipped: ``{"what", "why"}`` for measurements that did not run.
         notes: remarks (precision fallbacks, missing audio, ...).
+        checks: other named results worth a line each (e.g. the max abs difference of two implementations).
     """
     ordered = {name: {**stages[name], "description": describe_stage(name)} for name in stage_order(list(stages))}
     return {
@@ -100,6 +102,7 @@ def build_document(
         "stages": ordered,
         "comparisons": [dict(c) for c in comparisons],
         "skipped": [dict(s) for s in skipped],
+        "checks": dict(checks or {}),
         "notes": [*notes, LOAD_NOTE],
     }
 
@@ -126,6 +129,10 @@ def _number(value: Any, digits: int = 2) -> str:
             return f"{value:.0f}"
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def _check(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def _settings_line(settings: Mapping[str, Any]) -> str:
@@ -171,23 +178,33 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
             "",
         ]
     fps = (source or {}).get("fps") or 30.0
-    lines += [
-        "## Stages",
-        "",
-        f"ms per call; ms/video-s = milliseconds of this stage per second of {fps:g} fps video "
-        "(the whole pipeline must stay under 1000 to keep up).",
-        "",
-        "| stage | where | calls | frames | mean | p50 | p90 | p99 | ms/frame | ms/video-s | what |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, stage in document["stages"].items():
-        per_frame = stage.get("ms_per_frame")
-        per_second = None if per_frame is None else per_frame * fps
-        cells = [stage["count"], stage["frames"], stage["mean_ms"], stage["p50_ms"], stage["p90_ms"], stage["p99_ms"]]
-        lines.append(
-            f"| {name} | {stage['where']} | " + " | ".join(_number(c) for c in cells)
-            + f" | {_number(per_frame, 3)} | {_number(per_second, 1)} | {stage['description']} |"
-        )  # fmt: skip
+    if document.get("checks"):
+        lines += ["## Checks", ""] + [f"- {k}: {_check(v)}" for k, v in document["checks"].items()] + [""]
+    if document["stages"]:
+        lines += [
+            "## Stages",
+            "",
+            f"ms per call; ms/video-s = milliseconds of this stage per second of {fps:g} fps video "
+            "(the whole pipeline must stay under 1000 to keep up).",
+            "",
+            "| stage | where | calls | frames | mean | p50 | p90 | p99 | ms/frame | ms/video-s | what |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, stage in document["stages"].items():
+            per_frame = stage.get("ms_per_frame")
+            per_second = None if per_frame is None else per_frame * fps
+            cells = [
+                stage["count"],
+                stage["frames"],
+                stage["mean_ms"],
+                stage["p50_ms"],
+                stage["p90_ms"],
+                stage["p99_ms"],
+            ]
+            lines.append(
+                f"| {name} | {stage['where']} | " + " | ".join(_number(c) for c in cells)
+                + f" | {_number(per_frame, 3)} | {_number(per_second, 1)} | {stage['description']} |"
+            )  # fmt: skip
     comparisons = document.get("comparisons") or []
     if comparisons:
         lines += [

@@ -34,9 +34,18 @@ def _document() -> dict:
     return build_document(
         stamp=stamp,
         stages=stages,
-        end_to_end={"passes": 1, "frames": 10, "video_s": 0.4, "wall_s": 0.2, "frames_per_s": 50.0,
-                    "x_real_time": 2.0, "ms_per_frame": 20.0, "pass_ms": {}, "frame_latency_ms": None,
-                    "peak_rss_mib": 100.0},  # fmt: skip
+        end_to_end={
+            "passes": 1,
+            "frames": 10,
+            "video_s": 0.4,
+            "wall_s": 0.2,
+            "frames_per_s": 50.0,
+            "x_real_time": 2.0,
+            "ms_per_frame": 20.0,
+            "pass_ms": {},
+            "frame_latency_ms": None,
+            "peak_rss_mib": 100.0,
+        },
         comparisons=[pair.to_dict()],
         skipped=[{"what": "trt", "why": "no GPU"}],
         notes=["note: something"],

@@ -78,7 +78,9 @@ def test_end_to_end_figures_and_stamp(bench_document: dict, tiny_bundle: TinyBun
 def test_comparisons_and_what_was_skipped(bench_document: dict) -> None:
     comparisons = {c["name"]: c for c in bench_document["comparisons"]}
     stream = comparisons["stream_step_vs_window"]
-    assert stream["pairs"] == 2 and stream["ratio"] > 0 and stream["ratio_low"] <= stream["ratio"] <= stream["ratio_high"]
+    assert (
+        stream["pairs"] == 2 and stream["ratio"] > 0 and stream["ratio_low"] <= stream["ratio"] <= stream["ratio_high"]
+    )
     skipped = {s["what"] for s in bench_document["skipped"]}
     assert "precision comparisons" in skipped  # the tiny bundle is FP32 only
     assert "visual_trt_vs_onnxruntime" in skipped  # no GPU in CI
