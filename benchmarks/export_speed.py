@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -27,33 +26,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeaff.export import visual_graph
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from assets import build_models, per_fold_visual_graph
+
+from edgeaff.bench.compare import compare_graph_files
+from edgeaff.bench.stamp import load_average, make_stamp
+from edgeaff.bench.stats import Repeats, latency_stats, time_calls
 from edgeaff.export.exporter import ExportOptions, export_bundle
-from edgeaff.export.torch2onnx import TensorInfo, export_module
 from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.bundle import load_bundle
-from edgeaff.runtime.spec import FaceSpec
-from edgeaff.train import build_model, model_config, save_checkpoint
+from edgeaff.train import save_checkpoint
 from edgeaff.train.model import EmotionModel
 
 
 def build_folds(backbone: str, folds: int) -> list[EmotionModel]:
     """Unimodal fold models with one shared frozen trunk and fold-specific tails and heads."""
-    models = []
-    for fold in range(folds):
-        torch.manual_seed(fold)
-        model = build_model(model_config("unimodal", backbone=backbone, fusion=None))
-        model.train()
-        with torch.no_grad():
-            model.backbone(torch.rand(16, 3, 40, 40) * 2 - 1)
-        models.append(model.eval())
-    released = {p for group in models[0].backbone.finetune_groups() for p in group}
-    trunk = {
-        k: v for k, v in models[0].backbone.state_dict().items() if not any(k.startswith(p + ".") for p in released)
-    }
-    for model in models[1:]:
-        model.backbone.load_state_dict(trunk, strict=False)
-    return models
+    return build_models(folds, backbone=backbone, kind="unimodal")
 
 
 def blob_frames(rng: np.random.Generator, length: int) -> np.ndarray:
@@ -94,21 +83,10 @@ def write_synthetic(directory: Path, models: list[EmotionModel], *, trials: dict
 
 
 def time_graph(path: Path, frames: np.ndarray, *, threads: int, runs: int) -> dict[str, float]:
-    """min / p50 / p90 milliseconds of one visual-graph call, after two warm-up calls."""
+    """min / p50 / p90 / p99 milliseconds of one visual-graph call, after two warm-up calls."""
     with OrtRunner(path, threads=threads) as runner:
-        for _ in range(2):
-            runner.infer({"frames": frames})
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            runner.infer({"frames": frames})
-            times.append((time.perf_counter() - start) * 1000)
-    values = np.array(times)
-    return {
-        "min_ms": float(values.min()),
-        "p50_ms": float(np.median(values)),
-        "p90_ms": float(np.percentile(values, 90)),
-    }
+        stats = latency_stats(time_calls(lambda: runner.infer({"frames": frames}), Repeats(iterations=runs)))
+    return {key: getattr(stats, key) for key in ("min_ms", "p50_ms", "p90_ms", "p99_ms")}
 
 
 def main() -> int:
@@ -121,6 +99,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/export_speed_cpu.json"))
     args = parser.parse_args()
 
+    load_before = load_average()
     models = build_folds(args.backbone, args.folds)
     with tempfile.TemporaryDirectory(prefix="edgeaff-bench-") as scratch:
         root = Path(scratch)
@@ -142,23 +121,7 @@ def main() -> int:
         )
         export_seconds = time.perf_counter() - started
         bundle = load_bundle(result.path)
-        separate = visual_graph.TrunkPlan(
-            False,
-            tuple((i,) for i in range(len(models))),
-            ("",) * len(models),
-            visual_graph.trunk_unit_count(models[0].backbone),
-        )
-        per_fold = root / "per_fold_visual.onnx"
-        embedding = models[0].config.backbone.embedding_dim
-        export_module(
-            visual_graph.VisualEnsemble(models, FaceSpec(), separate),
-            per_fold,
-            name="visual",
-            inputs=[TensorInfo("frames", ("frames", 48, 48, 3), "uint8")],
-            outputs=[TensorInfo("embeddings", ("frames", len(models), embedding), "float32")],
-            example=[torch.zeros(2, 48, 48, 3, dtype=torch.uint8)],
-            opset=18,
-        )
+        per_fold = per_fold_visual_graph(models, root / "per_fold_visual.onnx")
         frames = blob_frames(np.random.default_rng(1), args.batch)
         rows = {
             "shared trunk fp32": bundle.graphs["visual"].file("fp32"),
@@ -166,18 +129,27 @@ def main() -> int:
             "shared trunk fp16": bundle.graphs["visual"].file("fp16"),
             "shared trunk int8": bundle.graphs["visual"].file("int8"),
         }
-        with OrtRunner(rows["shared trunk fp32"]) as a, OrtRunner(per_fold) as b:
-            shared_vs_per_fold = float(
-                np.abs(a.infer({"frames": frames})["embeddings"] - b.infer({"frames": frames})["embeddings"]).max()
-            )
+        paired, shared_vs_per_fold = compare_graph_files(
+            rows["shared trunk fp32"],
+            per_fold,
+            {"frames": frames},
+            Repeats(iterations=args.runs, warmup=1),
+            name="shared_trunk_vs_per_fold",
+            labels=("shared trunk fp32", "per-fold fp32"),
+            frames=args.batch,
+            threads=args.threads,
+        )
         timings = {
             name: {"bytes": path.stat().st_size, **time_graph(path, frames, threads=args.threads, runs=args.runs)}
             for name, path in rows.items()
         }
     ccc = result.manifest["parity"]["ccc"]
+    stamp = make_stamp(
+        settings={"backbone": args.backbone, "folds": args.folds, "batch": args.batch, "threads": args.threads},
+        load_before=load_before,
+    )
     report = {
-        "device": platform.processor() or platform.machine(),
-        "platform": platform.platform(),
+        "stamp": stamp,
         "versions": result.manifest["versions"],
         "backbone": args.backbone,
         "folds": args.folds,
@@ -189,6 +161,7 @@ def main() -> int:
         "visual": timings,
         "speedup_int8_vs_fp32": timings["shared trunk fp32"]["p50_ms"] / timings["shared trunk int8"]["p50_ms"],
         "speedup_shared_vs_per_fold": timings["per-fold fp32"]["p50_ms"] / timings["shared trunk fp32"]["p50_ms"],
+        "shared_vs_per_fold_paired": paired.to_dict(),
         "ccc": ccc,
         "fp32_parity": result.manifest["parity"]["fp32_vs_pytorch"],
     }
@@ -208,7 +181,8 @@ def main() -> int:
     lines += [
         "",
         f"shared vs per-fold: max |diff| {shared_vs_per_fold:.1e}, "
-        f"speed-up x{report['speedup_shared_vs_per_fold']:.2f}",
+        f"speed-up x{report['speedup_shared_vs_per_fold']:.2f} (p50s), x{paired.ratio:.2f} (median of "
+        f"{paired.pairs} alternating pairs)",
         f"INT8 vs FP32 speed-up x{report['speedup_int8_vs_fp32']:.2f}",
         f"CCC vs labels ({ccc['frames']} frames): fp32 {mean(ccc['fp32']['ccc_labels']):.4f}, "
         f"fp16 drop {mean(ccc['fp16']['ccc_drop']):+.4f} (vs fp32 {mean(ccc['fp16']['ccc_vs_fp32']):.5f}), "

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeaff.bench.stamp import load_average, make_stamp
+from edgeaff.bench.stats import Repeats, latency_stats, time_calls
 
 REPO = Path(__file__).resolve().parents[1]
 FACE_PHOTO = REPO / "tests" / "data" / "astronaut_face.jpg"
@@ -51,57 +52,16 @@ def _video(frames: int, width: int, height: int) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _stats(samples: list[float]) -> dict[str, float]:
-    ms = np.asarray(samples) * 1e3
-    return {
-        "min": float(ms.min()),
-        "p50": float(np.percentile(ms, 50)),
-        "p90": float(np.percentile(ms, 90)),
-        "p99": float(np.percentile(ms, 99)),
-        "mean": float(ms.mean()),
-        "n": len(samples),
-    }
+def _stats(samples_s: list[float]) -> dict[str, float]:
+    """Milliseconds statistics of samples in seconds (the shared definition in edgeaff.bench.stats)."""
+    stats = latency_stats([1e3 * x for x in samples_s])
+    return {"min": stats.min_ms, "p50": stats.p50_ms, "p90": stats.p90_ms, "p99": stats.p99_ms,
+            "mean": stats.mean_ms, "n": stats.count}  # fmt: skip
 
 
 def _time(call: Callable[[], Any], repeats: int, warmup: int = 10) -> list[float]:
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
-def _versions() -> dict[str, str]:
-    import cv2
-    import onnxruntime
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "onnxruntime": onnxruntime.__version__,
-    }
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _load() -> float | None:
-    """1-minute load average (other processes competing for the CPU make every figure but the minimum noisy)."""
-    try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
+    """Seconds per call (edgeaff.bench.stats.time_calls gives milliseconds)."""
+    return [ms / 1e3 for ms in time_calls(call, Repeats(iterations=repeats, warmup=warmup))]
 
 
 def main() -> None:
@@ -121,7 +81,7 @@ def main() -> None:
     from edgeaff.runtime.faces.haar_detector import HaarFaceDetector
     from edgeaff.runtime.faces.tracking import KltTracker
 
-    load_before = _load()
+    load_before = load_average()
     rows: dict[str, dict[str, float]] = {}
     counts: dict[str, dict[str, int]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -196,9 +156,12 @@ def main() -> None:
                 rows[label] = _stats(samples)
                 counts[label] = dict(stage.counts)
 
+    settings = {"frame_size": [width, height], "frames": args.frames, "detector_threads": args.threads}
+    stamp = make_stamp(settings=settings, load_before=load_before)
+    load = stamp["load_average"]
     print(
         f"\nFace stage, {width}x{height} frames, {args.frames} frames per stage run, detector threads "
-        f"{args.threads}; CPU: {_cpu()}, {os.cpu_count()} cores; load average {load_before} -> {_load()}\n"
+        f"{args.threads}; {stamp['device']}; load average {load['before']} -> {load['after']}\n"
     )
     print("| what | min ms | p50 ms | p90 ms | p99 ms | mean ms | n |")
     print("|---|---|---|---|---|---|---|")
@@ -207,13 +170,7 @@ def main() -> None:
         cells = " | ".join(f"{row[key]:.3f}" for key in ("min", "p50", "p90", "p99", "mean"))
         print(f"| {name}{extra} | {cells} | {row['n']} |")
     result = {
-        "frame_size": [width, height],
-        "frames": args.frames,
-        "detector_threads": args.threads,
-        "cpu": _cpu(),
-        "cpu_count": os.cpu_count(),
-        "load_average": [load_before, _load()],
-        "versions": _versions(),
+        "stamp": stamp,
         "ms": rows,
         "stage_counts": counts,
     }

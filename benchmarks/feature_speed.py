@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from edgeaff.bench.stamp import load_average, make_stamp
+from edgeaff.bench.stats import Repeats, latency_stats, time_calls
 
 REPO = Path(__file__).resolve().parents[1]
 FPS = 30
@@ -65,42 +65,21 @@ def _clip(path: Path, seconds: float) -> Path:
 
 
 def _time(call: Callable[[], Any], repeats: int, warmup: int = 1) -> list[float]:
-    for _ in range(warmup):
-        call()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        samples.append(time.perf_counter() - start)
-    return samples
+    """Seconds per call (edgeaff.bench.stats.time_calls gives milliseconds)."""
+    return [ms / 1e3 for ms in time_calls(call, Repeats(iterations=repeats, warmup=warmup))]
 
 
 def _row(name: str, samples: list[float], covered_s: float, note: str) -> dict[str, Any]:
-    ms = np.asarray(samples) * 1e3
-    median = float(np.median(ms))
+    stats = latency_stats([1e3 * x for x in samples])
     return {
         "stage": name,
-        "p50_ms": median,
-        "p90_ms": float(np.percentile(ms, 90)),
-        "min_ms": float(ms.min()),
-        "runs": len(samples),
+        "p50_ms": stats.p50_ms,
+        "p90_ms": stats.p90_ms,
+        "min_ms": stats.min_ms,
+        "runs": stats.count,
         "audio_s": covered_s,
-        "x_real_time": covered_s / (median / 1e3),
+        "x_real_time": covered_s / (stats.p50_ms / 1e3),
         "note": note,
-    }
-
-
-def _versions() -> dict[str, str]:
-    import av
-    import opensmile
-    import torch
-
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "av": av.__version__,
-        "opensmile": opensmile.__version__,
-        "torch": torch.__version__,
     }
 
 
@@ -113,6 +92,7 @@ def main() -> None:
     parser.add_argument("--vggish-batches", type=int, default=6, help="timed VGGish batches of 30 examples per run")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "feature_speed.json")
     args = parser.parse_args()
+    load_before = load_average()
 
     import torch
 
@@ -166,8 +146,14 @@ def main() -> None:
     row["note"] = f"{row['ms_per_example']:.2f} ms/example, {args.threads} threads"
     rows.append(row)
 
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"\n{seconds:.0f} s clip, {FPS} fps, {os.cpu_count()} CPUs (load {load}), torch threads {args.threads}\n")
+    stamp = make_stamp(
+        settings={"clip_s": seconds, "fps": FPS, "repeats": repeats, "torch_threads": args.threads},
+        load_before=load_before,
+    )
+    stamp["versions"]["torch"] = torch.__version__
+    load = stamp["load_average"]
+    print(f"\n{seconds:.0f} s clip, {FPS} fps, {stamp['device']} (load {load['before']} -> {load['after']}), "
+          f"torch threads {args.threads}\n")  # fmt: skip
     print("| stage | p50 ms | p90 ms | min ms | × real time | note |")
     print("|---|---|---|---|---|---|")
     for r in rows:
@@ -180,13 +166,7 @@ def main() -> None:
         "clip_s": seconds,
         "fps": FPS,
         "repeats": repeats,
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "cpus": os.cpu_count(),
-            "load_average_1_5_15": os.getloadavg(),  # other work on a shared machine inflates the times
-        },
-        "versions": _versions(),
+        "stamp": stamp,  # machine, versions, load average (other work on a shared machine inflates the times)
         "rows": rows,
     }
     with atomic_output(args.json) as tmp_path:

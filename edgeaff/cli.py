@@ -535,6 +535,15 @@ def _register_infer() -> None:
 _register_infer()
 
 
+def _register_bench() -> None:
+    from edgeaff.bench_cli import bench_command
+
+    app.command("bench")(bench_command)
+
+
+_register_bench()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line on stderr and a non-zero exit code, without a traceback.
 

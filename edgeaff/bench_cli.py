@@ -1,0 +1,99 @@
+"""The ``edgeaff bench`` command (registered in :mod:`edgeaff.cli`); its work is in :mod:`edgeaff.bench`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def bench_command(
+    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle directory written by 'edgeaff export'.")],
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--source",
+            metavar="VIDEO",
+            help="Video (or folder of faces) to run end to end; omit to time the network stages on synthetic inputs.",
+        ),
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="ort-cpu, ort-cuda, ort-trt or trt.")] = "ort-cpu",
+    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (as exported).")] = "fp32",
+    mode: Annotated[str, typer.Option("--mode", help="offline (windows) or stream (per-frame updates).")] = "offline",
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", metavar="S", help="Seconds of timed work per measurement (default 5)."),
+    ] = None,
+    iterations: Annotated[
+        int | None,
+        typer.Option(
+            "--iterations",
+            metavar="N",
+            help="Timed repetitions per measurement instead of a duration: passes over "
+            "the source, calls of a stage, pairs of a comparison.",
+        ),
+    ] = None,
+    pairs: Annotated[
+        int | None,
+        typer.Option(
+            "--pairs",
+            metavar="N",
+            help="Timed calls of each isolated stage and pairs of each side-by-side "
+            "comparison (default: the --iterations / --duration budget).",
+        ),
+    ] = None,
+    warmup: Annotated[
+        int, typer.Option("--warmup", metavar="N", help="Untimed repetitions first (pipeline: passes over 64 frames).")
+    ] = 2,
+    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads per graph.")] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Face crops per visual graph call (offline mode).")] = 16,
+    face_detector: Annotated[
+        str, typer.Option("--face-detector", help="dnn (the bundle's BlazeFace) or haar.")
+    ] = "dnn",
+    detect_every: Annotated[
+        int, typer.Option("--detect-every", help="Detect faces at least every N frames, track in between.")
+    ] = 10,
+    no_compare: Annotated[
+        bool, typer.Option("--no-compare", help="Skip the side-by-side comparisons (stream vs window, precisions).")
+    ] = False,
+    engine_cache: Annotated[
+        Path | None, typer.Option("--engine-cache", metavar="DIR", help="TensorRT engine cache (trt, ort-trt).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", metavar="OUT.json", help="Write the results as JSON.")
+    ] = None,
+    markdown_out: Annotated[
+        Path | None, typer.Option("--markdown", metavar="OUT.md", help="Write the results as Markdown tables.")
+    ] = None,
+) -> None:
+    """Time a bundle per stage and end to end (p50/p90/p99, frames/s, × real time) and side by side (torch-free)."""
+    from edgeaff.bench.report import print_tables, write_json, write_markdown
+    from edgeaff.bench.run import BenchOptions, run_bench
+    from edgeaff.bench.stats import Repeats
+    from edgeaff.runtime.errors import InvalidInputError
+
+    if duration is not None and iterations is not None:
+        raise InvalidInputError("give --duration or --iterations, not both")
+    repeats = Repeats(iterations=iterations, duration_s=duration if duration is not None else 5.0, warmup=warmup)
+    pair_repeats = None if pairs is None else Repeats(iterations=pairs, warmup=warmup)
+    options = BenchOptions(
+        source=source,
+        backend=backend,
+        precision=precision,
+        mode=mode,
+        repeats=repeats,
+        pair_repeats=pair_repeats,
+        threads=threads,
+        visual_batch=batch,
+        face_detector=face_detector,
+        detect_every=detect_every,
+        compare=not no_compare,
+        engine_cache=engine_cache,
+    )
+    document = run_bench(bundle, options=options, echo=lambda line: typer.echo(line, err=True))
+    print_tables(document)
+    if json_out is not None:
+        typer.echo(f"wrote {write_json(document, json_out)}", err=True)
+    if markdown_out is not None:
+        typer.echo(f"wrote {write_markdown(document, markdown_out)}", err=True)
