@@ -82,7 +82,7 @@ class BenchOptions:
             mode=self.mode,
             face_detector=self.face_detector,
             detect_every=self.detect_every,
-            visual_batch=self.visual_batch,
+            batch=self.visual_batch if self.mode == "offline" else 1,
         )
 
 
