@@ -11,12 +11,15 @@ pretrained IR-50).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
 
@@ -34,12 +37,16 @@ class DemoSettings:
     batch_size: int = 4
     vggish_weights: str = "random:0"
     seed: int = 0
+    holdout_seconds: float = 12.0
 
 
 DEMO_SIZES = {
-    "demo": DemoSettings(synth_preset="demo", seconds=None, folds=(0, 1), epochs=5),
-    "small": DemoSettings(synth_preset="small", seconds=4.0, folds=(0,), epochs=1),
+    "demo": DemoSettings(synth_preset="demo", seconds=None, folds=(0, 1), epochs=5, holdout_seconds=12.0),
+    "small": DemoSettings(synth_preset="small", seconds=4.0, folds=(0,), epochs=1, holdout_seconds=4.0),
 }
+
+HOLDOUT_VIDEO = "subj04_a"
+"""The held-out video the demo infers on: one face, AAC audio, constant frame rate (see ``edgeaff.synth.plan``)."""
 
 Step = Callable[[str], None]
 
@@ -64,6 +71,7 @@ def run_demo(out_dir: str | Path, *, size: str = "demo", say: Step = print) -> d
         "prepared": root / "prepared",
         "run": root / "run",
         "bundle": root / "bundle",
+        "holdout": root / "holdout",
         "predictions": root / "predictions",
     }
     timings: dict[str, float] = {}
@@ -80,7 +88,15 @@ def run_demo(out_dir: str | Path, *, size: str = "demo", say: Step = print) -> d
     results: dict[str, Any] = {}
     timed("train", lambda: results.update(_train(paths["prepared"], paths["run"], settings)))
     timed("export", lambda: _export(paths["run"], paths["bundle"], paths["prepared"]))
-    return {"paths": {k: str(v) for k, v in paths.items()}, "seconds": timings, "training": results}
+    timed("holdout video", lambda: _holdout(paths["holdout"], settings))
+    inference: dict[str, Any] = {}
+    timed("infer", lambda: inference.update(_infer(paths["holdout"], paths["bundle"], paths["predictions"], say)))
+    return {
+        "paths": {k: str(v) for k, v in paths.items()},
+        "seconds": timings,
+        "training": results,
+        "inference": inference,
+    }
 
 
 def _synth(raw: Path, settings: DemoSettings) -> None:
@@ -122,7 +138,7 @@ def _train(prepared: Path, run: Path, settings: DemoSettings) -> dict[str, Any]:
     failed = {key: r["error"] for key, r in results.items() if r.get("status") == "failed"}
     if failed:
         raise InvalidInputError(f"demo training failed: {failed}")
-    return {key: r["metrics"]["validation_ccc"] for key, r in results.items()}
+    return {key: round(float(r["metrics"]["validation_ccc"]), 4) for key, r in results.items()}
 
 
 def _export(run: Path, bundle: Path, prepared: Path) -> None:
@@ -131,3 +147,49 @@ def _export(run: Path, bundle: Path, prepared: Path) -> None:
     from edgeaff.export.exporter import ExportOptions, export_bundle
 
     export_bundle([run], bundle, options=ExportOptions(int8=True, calib=prepared))
+
+
+def _holdout(holdout: Path, settings: DemoSettings) -> None:
+    """A second synthetic dataset from another seed: its videos were seen by no model of the demo."""
+    if (holdout / "synth.json").is_file():
+        return
+    from edgeaff.synth import generate_dataset
+
+    generate_dataset(holdout, preset="small", seconds=settings.holdout_seconds, seed=settings.seed + 1, workers=2)
+
+
+def _infer(holdout: Path, bundle: Path, predictions: Path, say: Step) -> dict[str, Any]:
+    """``edgeaff infer`` (torch-free runtime) on the held-out video, FP32 and INT8, scored against its labels."""
+    from edgeaff.runtime.bundle_runners import BackendOptions
+    from edgeaff.runtime.infer import InferOptions, infer_source
+    from edgeaff.runtime.metrics import ccc
+
+    manifest = json.loads((holdout / "synth.json").read_text())
+    video = holdout / manifest["videos"][HOLDOUT_VIDEO]["path"]
+    labels = manifest["trials"][HOLDOUT_VIDEO]
+    report: dict[str, Any] = {"video": str(video)}
+    for precision in ("fp32", "int8"):
+        options = InferOptions(backend=BackendOptions(precision=precision), name=f"{HOLDOUT_VIDEO}.{precision}")
+        result = infer_source(video, bundle, predictions, options=options, echo=say)
+        rows = _read_predictions(result.paths["csv"])
+        frames = min(len(rows["valence"]), len(labels["valence"]))
+        report[precision] = {
+            "csv": str(result.paths["csv"]),
+            "frames": len(rows["valence"]),
+            "frames_with_face": int(sum(rows["face"])),
+            "ccc": {dim: round(ccc(rows[dim][:frames], np.asarray(labels[dim][:frames])), 4) for dim in DIMENSIONS},
+            "frames_per_second": round(float(result.summary["frames_per_second"]), 1),
+        }
+    return report
+
+
+DIMENSIONS = ("valence", "arousal")
+
+
+def _read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """The per-frame CSV of ``edgeaff infer`` as columns (``face`` as 0/1)."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    columns = {dim: np.asarray([float(row[dim]) for row in rows]) for dim in DIMENSIONS}
+    columns["face"] = np.asarray([int(row["face"]) for row in rows])
+    return columns
