@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from conftest import TINY_ENTRIES
+from export_support import TINY_ENTRIES
 
 from edgeaff.export import visual_graph
 from edgeaff.export.parity import preprocess_frames

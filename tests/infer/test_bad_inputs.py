@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TinyBundle, read_csv, run_without_torch
 from face_scenes import background
+from infer_support import TinyBundle, read_csv, run_without_torch
 from media_fixtures import face_frames, write_media
 
 from edgeaff.cli import main

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import FACE_VIDEO_FRAMES, HIDDEN, TinyBundle, run_without_torch
+from infer_support import FACE_VIDEO_FRAMES, HIDDEN, TinyBundle, run_without_torch
 
 PIPELINE_STAGES = (
     "read", "audio_read", "face", "face_detect", "face_track", "face_align", "audio_features", "vggish", "visual",

@@ -10,7 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from conftest import TinyBundle, read_csv, run_without_torch
+from infer_support import TinyBundle, read_csv, run_without_torch
 from media_fixtures import face_frames, speech, write_media
 
 from edgeaff.runtime.infer import InferOptions, infer_source

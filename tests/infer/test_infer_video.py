@@ -8,7 +8,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
-from conftest import FACE_VIDEO_FRAMES, HIDDEN, TinyBundle, read_csv, run_without_torch
+from infer_support import FACE_VIDEO_FRAMES, HIDDEN, TinyBundle, read_csv, run_without_torch
 from media_fixtures import face_frames, speech, write_media
 from PIL import Image
 
