@@ -12,11 +12,11 @@ def train(
     prepared_dir: Annotated[Path, typer.Argument(help="A dataset written by 'edgeaff prepare'.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Run directory (checkpoints, logs, plots).")],
     model: Annotated[
-        str, typer.Option("--model", help="multimodal, unimodal, or both (comma-separated).")
+        str, typer.Option("--model", help="multimodal, unimodal, or both as multimodal,unimodal.")
     ] = "multimodal",
     folds: Annotated[str, typer.Option("--folds", help="Folds to train, e.g. 0-5 or 0,2.")] = "0-5",
     dims: Annotated[
-        str, typer.Option("--dims", help="valence, arousal or both (comma-separated).")
+        str, typer.Option("--dims", help="valence, arousal, or both as valence,arousal.")
     ] = "valence,arousal",
     recipe_name: Annotated[
         str, typer.Option("--recipe", help="paper (the paper's text) or abaw2 (the reference code).")
