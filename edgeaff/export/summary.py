@@ -46,6 +46,6 @@ def summary_table(path: Path, manifest: Mapping[str, Any]) -> str:
                 mean = lambda values: sum(values) / len(values)  # noqa: E731
                 lines.append(
                     f"  {precision:<5} vs labels {mean(entry['ccc_labels']):+.4f}  drop {mean(entry['ccc_drop']):+.4f}"
-                    f"  vs fp32 {mean(entry['ccc_vs_fp32']):.5f}"
+                    f" (largest {max(entry['ccc_drop']):+.4f})  vs fp32 {mean(entry['ccc_vs_fp32']):.5f}"
                 )
     return "\n".join(lines)
