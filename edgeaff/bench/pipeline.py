@@ -142,7 +142,7 @@ class PipelineSession:
         with self.open_source() as source:
             run = InferenceRun(
                 self.bundle, source, self.graphs, self.out_dir, options=options, mode=self.mode,
-                echo=self._echo, show=lambda _: None,
+                echo=self._echo, show=lambda _: None, keep_rows=True,
             )  # fmt: skip
             for runner in self.runners:
                 runner.timer = run.timer

@@ -96,7 +96,10 @@ class InferenceRun:
         mode: str,
         echo: Callable[[str], None],
         show: Callable[[str], None],
+        keep_rows: bool = False,
     ) -> None:
+        """``keep_rows``: keep every frame's row in memory in stream mode too (offline mode and ``--plot`` always
+        do), for callers that read the values after the run; a live stream without end should not."""
         self.bundle, self.source, self.graphs, self.options, self.mode = bundle, source, graphs, options, mode
         self.echo, self.show = echo, show
         self.out_dir = out_dir
@@ -108,7 +111,7 @@ class InferenceRun:
         spec = bundle.feature_spec
         self.audio = FrameAudio(spec) if graphs.vggish is not None else None
         self.clock = AlignmentClock(self.info.fps, by_index=not self.info.live)
-        self.log = FrameLog(len(self.dimensions), keep_rows=mode == "offline" or options.plot)
+        self.log = FrameLog(len(self.dimensions), keep_rows=keep_rows or mode == "offline" or options.plot)
         self.windows: WindowedTemporal | None = None
         self.stream: StreamingTemporal | None = None
         self.mergers: dict[str, CausalCccCentering] = {}

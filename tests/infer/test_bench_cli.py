@@ -91,3 +91,20 @@ def test_bad_options_are_one_line_errors(tiny_bundle: TinyBundle) -> None:
     assert result.returncode == 2 and "has no int8 graphs" in result.stderr and "Traceback" not in result.stderr
     result = run_without_torch(["bench", "--bundle", str(tiny_bundle.path), "--iterations", "2", "--duration", "1"])
     assert result.returncode == 2 and "not both" in result.stderr
+
+
+def test_stream_mode_measures_every_frame_with_its_latency(
+    tiny_bundle: TinyBundle, face_video: Path, tmp_path: Path
+) -> None:
+    """Stream mode keeps no per-frame rows in ``edgeaff infer``; the bench must still get every pass's values."""
+    args = ["bench", "--bundle", str(tiny_bundle.path), "--source", str(face_video), "--mode", "stream"]
+    args += ["--iterations", "1", "--warmup", "1", "--threads", "1", "--no-compare", "--json", str(tmp_path / "s.json")]
+    result = run_without_torch(args)
+    assert result.returncode == 0, result.stderr
+    document = json.loads((tmp_path / "s.json").read_text())
+    e2e = document["end_to_end"]
+    assert e2e["frames"] == FACE_VIDEO_FRAMES and document["stamp"]["settings"]["mode"] == "stream"
+    latency = e2e["frame_latency_ms"]
+    assert latency is not None and 0 < latency["p50_ms"] <= latency["p99_ms"]
+    stages = document["stages"]
+    assert stages["temporal"]["frames"] == FACE_VIDEO_FRAMES  # one streaming step per frame, none skipped
