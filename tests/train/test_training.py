@@ -218,7 +218,7 @@ def test_failed_jobs_are_reported_and_options_validated(prepared: Path, tmp_path
 def test_models_learn_and_audio_helps_arousal(learnable: Path, tmp_path: Path) -> None:
     """Valence is drawn in the faces and arousal mostly in the audio features of the fixture."""
     planned = jobs(models=("multimodal", "unimodal"), dims=("valence", "arousal"), epochs=4)
-    results = train_jobs(planned, learnable, tmp_path / "run")
+    results = train_jobs(planned, learnable, tmp_path / "run", workers=2)  # one thread per job: both cores
     score = {key: r["metrics"]["validation_ccc"] for key, r in results.items()}
     assert score["multimodal/fold0/valence"] > 0.4
     assert score["multimodal/fold0/arousal"] > 0.4
