@@ -7,17 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from torch_block import BLOCK_TORCH
+
 import edgeaff
 
 PACKAGE = Path(edgeaff.__file__).parent
-BLOCK_TORCH = (
-    "import sys\n"
-    "class _Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name == 'torch' or name.startswith('torch.'):\n"
-    "            raise ImportError('torch is blocked for this test')\n"
-    "sys.meta_path.insert(0, _Block())\n"
-)
 
 
 def run_without_torch(code: str) -> subprocess.CompletedProcess[str]:

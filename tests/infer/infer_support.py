@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from media_fixtures import face_frames, speech, write_media
+from torch_block import BLOCK_TORCH
 
 from edgeaff.export.exporter import ExportOptions, export_bundle
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats, VggishSpec
@@ -28,15 +29,6 @@ MODELS = [("multimodal", 0, "valence"), ("multimodal", 1, "valence"), ("unimodal
 FACE_VIDEO_FPS = 25
 FACE_VIDEO_FRAMES = 137  # 5.48 s: the speech fixture is 5.5 s
 HIDDEN = range(50, 90)  # frames where the face is out of the picture
-
-BLOCK_TORCH = (
-    "import sys\n"
-    "class _Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name == 'torch' or name.startswith('torch.'):\n"
-    "            raise ImportError('torch is blocked for this test')\n"
-    "sys.meta_path.insert(0, _Block())\n"
-)
 
 
 @dataclasses.dataclass(frozen=True)

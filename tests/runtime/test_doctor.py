@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from torch_block import BLOCK_TORCH
 from typer.testing import CliRunner
 
 from edgeaff.cli import app
@@ -382,20 +383,12 @@ def test_cli_exit_codes_follow_the_verdicts(orin: FakeHost, tmp_path: Path, monk
     assert result.exit_code == 1 and json.loads(result.output)["usable_backends"] == []
 
 
-BLOCK_TORCH = (
-    "import sys\n"
-    "class _Block:\n"
-    "    def find_spec(self, name, path=None, target=None):\n"
-    "        if name == 'torch' or name.startswith('torch.'):\n"
-    "            raise ImportError('torch is blocked for this test')\n"
-    "sys.meta_path.insert(0, _Block())\n"
-    "from edgeaff.cli import main\n"
-)
+BLOCK_TORCH_CLI = BLOCK_TORCH + "from edgeaff.cli import main\n"
 
 
 def run_doctor(*args: str) -> subprocess.CompletedProcess[str]:
     """The real doctor on this machine, in a subprocess where torch cannot be imported (as in the Jetson image)."""
-    code = BLOCK_TORCH + f"main({list(args)!r})\n"
+    code = BLOCK_TORCH_CLI + f"main({list(args)!r})\n"
     env = {**os.environ, "EDGEAFF_CACHE_DIR": os.environ["EDGEAFF_CACHE_DIR"]}
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env, check=False
