@@ -45,6 +45,8 @@ DEMO_SIZES = {
     "small": DemoSettings(synth_preset="small", seconds=4.0, folds=(0,), epochs=1, holdout_seconds=4.0),
 }
 
+DIMENSIONS = ("valence", "arousal")
+
 HOLDOUT_VIDEO = "subj04_a"
 """The held-out video the demo infers on: one face, AAC audio, constant frame rate (see ``edgeaff.synth.plan``)."""
 
@@ -181,9 +183,6 @@ def _infer(holdout: Path, bundle: Path, predictions: Path, say: Step) -> dict[st
             "frames_per_second": round(float(result.summary["frames_per_second"]), 1),
         }
     return report
-
-
-DIMENSIONS = ("valence", "arousal")
 
 
 def _read_predictions(path: Path) -> dict[str, np.ndarray]:
