@@ -34,8 +34,8 @@ from edgeaff.bench.compare import compare_graph_files
 from edgeaff.bench.stamp import load_average, make_stamp
 from edgeaff.bench.stats import Repeats, latency_stats, time_calls
 from edgeaff.export.exporter import ExportOptions, export_bundle
+from edgeaff.runtime.artifacts.bundle import load_bundle
 from edgeaff.runtime.backends.ort import OrtRunner
-from edgeaff.runtime.bundle import load_bundle
 from edgeaff.train import save_checkpoint
 from edgeaff.train.model import EmotionModel
 

@@ -96,12 +96,12 @@ def main() -> None:
 
     import torch
 
-    from edgeaff.runtime.alignment import vggish_starts_for_fps
-    from edgeaff.runtime.audio import decode_audio
+    from edgeaff.runtime.audio.alignment import vggish_starts_for_fps
+    from edgeaff.runtime.audio.logmel import examples_at_rows, log_mel
+    from edgeaff.runtime.audio.mfcc import mfcc39
+    from edgeaff.runtime.audio.mfcc_toolkit import mfcc39_opensmile
     from edgeaff.runtime.files import atomic_output
-    from edgeaff.runtime.logmel import examples_at_rows, log_mel
-    from edgeaff.runtime.mfcc import mfcc39
-    from edgeaff.runtime.mfcc_opensmile import mfcc39_opensmile
+    from edgeaff.runtime.io.audio_track import decode_audio
     from edgeaff.train.vggish import load_vggish
 
     torch.set_num_threads(args.threads)

@@ -126,8 +126,8 @@ def write_video(path: Path, *, seconds: float, width: int, height: int) -> Path:
 
 def run(bundle: Path, video: Path, *, mode: str, threads: int | None, out: Path) -> dict[str, Any]:
     """One ``edgeaff infer`` run (torch-free code path) and its summary; ``stream-bN`` is stream mode, batch N."""
-    from edgeaff.runtime.bundle_runners import BackendOptions
-    from edgeaff.runtime.infer import InferOptions, infer_source
+    from edgeaff.runtime.backends.graphs import BackendOptions
+    from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
 
     base, _, batch = mode.partition("-b")
     options = InferOptions(backend=BackendOptions(threads=threads), mode=base, batch=int(batch) if batch else None)

@@ -7,7 +7,7 @@ dataset does. Window outputs are averaged per frame; folds are merged per dimens
 Windows of one model go through in batches of 8 (the reference's batch size), under ``torch.no_grad``.
 
 Runtime: ``edgeaff infer``'s pipeline over the same trial's stored crops and raw audio features
-(:class:`~edgeaff.runtime.prepared_source.PreparedTrialSource`), with the bundle exported from those checkpoints
+(:class:`~edgeaff.runtime.io.prepared_trial.PreparedTrialSource`), with the bundle exported from those checkpoints
 (FP32, ONNX Runtime CPU): each frame's embeddings once (shared trunk), the temporal graph per window, ensembling,
 writing the result files.
 
@@ -36,14 +36,14 @@ from edgeaff.bench.pipeline import PipelineSession
 from edgeaff.bench.report import build_document, render_markdown, write_json, write_markdown
 from edgeaff.bench.stamp import load_average, make_stamp
 from edgeaff.bench.stats import Repeats, time_interleaved
-from edgeaff.runtime.bundle import load_bundle
-from edgeaff.runtime.bundle_runners import BackendOptions
-from edgeaff.runtime.ensemble import ccc_centering
-from edgeaff.runtime.infer import InferOptions
-from edgeaff.runtime.model_plan import plan_models
-from edgeaff.runtime.prepared import load_trial_arrays
-from edgeaff.runtime.prepared_source import PreparedTrialSource
-from edgeaff.runtime.windows import OverlapAverager, window_starts
+from edgeaff.runtime.artifacts.bundle import load_bundle
+from edgeaff.runtime.artifacts.prepared import load_trial_arrays
+from edgeaff.runtime.backends.graphs import BackendOptions
+from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
+from edgeaff.runtime.pipeline.ensemble import ccc_centering
+from edgeaff.runtime.pipeline.infer import InferOptions
+from edgeaff.runtime.pipeline.plan import plan_models
+from edgeaff.runtime.pipeline.windows import OverlapAverager, window_starts
 from edgeaff.train.checkpoint import CheckpointMetadata, load_checkpoint
 from edgeaff.train.model import EmotionModel
 

@@ -28,7 +28,7 @@ from edgeaff.bench.compare import compare_graph_files
 from edgeaff.bench.report import build_document, render_markdown, write_json, write_markdown
 from edgeaff.bench.stamp import load_average, make_stamp
 from edgeaff.bench.stats import Repeats
-from edgeaff.runtime.bundle import load_bundle
+from edgeaff.runtime.artifacts.bundle import load_bundle
 from edgeaff.train.checkpoint import load_checkpoint
 
 

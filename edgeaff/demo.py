@@ -162,9 +162,9 @@ def _holdout(holdout: Path, settings: DemoSettings) -> None:
 
 def _infer(holdout: Path, bundle: Path, predictions: Path, say: Step) -> dict[str, Any]:
     """``edgeaff infer`` (torch-free runtime) on the held-out video, FP32 and INT8, scored against its labels."""
-    from edgeaff.runtime.bundle_runners import BackendOptions
-    from edgeaff.runtime.infer import InferOptions, infer_source
+    from edgeaff.runtime.backends.graphs import BackendOptions
     from edgeaff.runtime.metrics import ccc
+    from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
 
     manifest = json.loads((holdout / "synth.json").read_text())
     video = holdout / manifest["videos"][HOLDOUT_VIDEO]["path"]

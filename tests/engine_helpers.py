@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaff.runtime.engine_cache import TimingCacheFile
-from edgeaff.runtime.engine_spec import (
+from edgeaff.runtime.engines.cache import TimingCacheFile
+from edgeaff.runtime.engines.spec import (
     BuildEnvironment,
     DeviceIdentity,
     EngineBuildError,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeaff.runtime.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
+from edgeaff.runtime.artifacts.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
 from edgeaff.runtime.spec import FeatureSpec
 from edgeaff.train.folds import compute_folds, write_folds
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from edgeaff.runtime.doctor import CHECK_NAMES
+from edgeaff.doctor.report import CHECK_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib

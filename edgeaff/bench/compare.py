@@ -26,8 +26,8 @@ import numpy as np
 
 from edgeaff.bench.components import open_runner, synthetic_crops, synthetic_window
 from edgeaff.bench.stats import PairedTiming, Repeats, time_interleaved
-from edgeaff.runtime.bundle import Bundle, zero_stream_state
-from edgeaff.runtime.bundle_runners import BackendOptions
+from edgeaff.runtime.artifacts.bundle import Bundle, zero_stream_state
+from edgeaff.runtime.backends.graphs import BackendOptions
 from edgeaff.runtime.errors import EdgeaffError
 
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 
 from edgeaff.bench.stats import LatencyStats, Repeats, latency_stats, time_calls
+from edgeaff.runtime.artifacts.bundle import Bundle
 from edgeaff.runtime.backends.base import Runner
-from edgeaff.runtime.bundle import Bundle
-from edgeaff.runtime.bundle_runners import BackendOptions, graph_runner
-from edgeaff.runtime.sources import AudioChunk, Source
+from edgeaff.runtime.backends.graphs import BackendOptions, graph_runner
+from edgeaff.runtime.io.sources import AudioChunk, Source
 
 SYNTHETIC_SEED = 20211
 
@@ -52,8 +52,8 @@ def audio_front_ends(
     Each timed sweep feeds every chunk to a fresh stream (as one pass of the pipeline does); ``frames`` counts the
     video frames the audio covers, so ``ms_per_frame`` is comparable with the other stages.
     """
-    from edgeaff.runtime.logmel import LogMelStream
-    from edgeaff.runtime.mfcc import Mfcc39Stream
+    from edgeaff.runtime.audio.logmel import LogMelStream
+    from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 
     spec = bundle.feature_spec
     seconds = sum(chunk.size for chunk in chunks) / float(spec.mfcc.sample_rate)
@@ -140,8 +140,8 @@ def network_stages(
 def ensemble_stages(bundle: Bundle, repeats: Repeats, *, frames: int, clip: str = "late") -> dict[str, LatencyStats]:
     """Fold ensembling of every dimension: ``ensemble_offline`` once over ``frames`` frames, ``ensemble_causal``
     per frame (the streaming merge), on synthetic fold predictions."""
-    from edgeaff.runtime.ensemble import CausalCccCentering, ccc_centering
-    from edgeaff.runtime.model_plan import plan_models
+    from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
+    from edgeaff.runtime.pipeline.plan import plan_models
 
     plans = plan_models(bundle.models, audio=bundle.multimodal)
     rng = np.random.default_rng(SYNTHETIC_SEED)

@@ -26,7 +26,7 @@ import numpy as np
 from edgeaff.runtime.backends.base import Runner, TensorSpec
 from edgeaff.runtime.faces.detection import FaceDetection
 from edgeaff.runtime.faces.stage import FaceResult, FaceStage
-from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 
 class _FrameClock:

@@ -1,9 +1,9 @@
 """End-to-end measurement: the runtime's own ``edgeaff infer`` pipeline, run repeatedly over one source.
 
 :class:`PipelineSession` opens a bundle's graphs once (as ``edgeaff infer`` does for one run) and then runs
-:class:`~edgeaff.runtime.inference_run.InferenceRun` over the source as many times as asked, each pass reading,
+:class:`~edgeaff.runtime.pipeline.run.InferenceRun` over the source as many times as asked, each pass reading,
 detecting, embedding, windowing or streaming, ensembling and writing exactly as ``edgeaff infer`` would. Stage times
-come from the run's :class:`~edgeaff.runtime.stage_timer.StageTimer`, refined by :mod:`edgeaff.bench.instrument`
+come from the run's :class:`~edgeaff.runtime.pipeline.timing.StageTimer`, refined by :mod:`edgeaff.bench.instrument`
 (face detection / tracking / alignment, GPU copies). Warm-up passes cover the first frames of the source only.
 """
 
@@ -21,12 +21,12 @@ import numpy as np
 from edgeaff.bench.instrument import TimedFaceStage, TimedRunner
 from edgeaff.bench.stamp import peak_rss_mib
 from edgeaff.bench.stats import LatencyStats, Repeats, latency_stats
-from edgeaff.runtime.bundle import Bundle
+from edgeaff.runtime.artifacts.bundle import Bundle
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import FaceStage
-from edgeaff.runtime.infer import Graphs, InferOptions, open_graphs
-from edgeaff.runtime.sources import Source, SourceInfo, SourceKind
-from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.io.sources import Source, SourceInfo, SourceKind
+from edgeaff.runtime.pipeline.infer import Graphs, InferOptions, open_graphs
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 WARMUP_PASS_FRAMES = 64  # enough to run every graph and stage at least once
 
@@ -132,7 +132,7 @@ class PipelineSession:
 
     def run_pass(self, *, max_frames: int | None = None) -> PassResult:
         """Run the pipeline over the source (its first ``max_frames`` frames, if given) and write the results."""
-        from edgeaff.runtime.inference_run import InferenceRun
+        from edgeaff.runtime.pipeline.run import InferenceRun
 
         if self.graphs is None:
             raise RuntimeError("PipelineSession: use it in a 'with' block before run_pass()")

@@ -18,11 +18,11 @@ from edgeaff.bench.pipeline import PipelineSession, measure_pipeline
 from edgeaff.bench.report import build_document
 from edgeaff.bench.stamp import device_stamp, load_average, make_stamp
 from edgeaff.bench.stats import LatencyStats, PairedTiming, Repeats
-from edgeaff.runtime.bundle import Bundle, load_bundle
-from edgeaff.runtime.bundle_runners import BackendOptions, check_precision
+from edgeaff.runtime.artifacts.bundle import Bundle, load_bundle
+from edgeaff.runtime.backends.graphs import BackendOptions, check_precision
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.infer import MODES, InferOptions
-from edgeaff.runtime.sources import Source, open_source
+from edgeaff.runtime.io.sources import Source, open_source
+from edgeaff.runtime.pipeline.infer import MODES, InferOptions
 
 SYNTHETIC_ENSEMBLE_FRAMES = 600
 

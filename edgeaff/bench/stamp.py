@@ -87,7 +87,7 @@ def cuda_version() -> str | None:
 
 def device_stamp() -> dict[str, Any]:
     """The machine: CPU model and cores, GPU (first CUDA device), Jetson facts, operating system."""
-    from edgeaff.runtime.probes import Host, probe_gpu, probe_jetson
+    from edgeaff.doctor.probes import Host, probe_gpu, probe_jetson
 
     host = Host()
     gpu = probe_gpu(host)

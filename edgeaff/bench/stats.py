@@ -1,7 +1,7 @@
 """Latency statistics, repetition budgets and interleaved A/B timing.
 
 Percentiles use numpy's default (linear interpolation between order statistics), the same rule as the runtime's
-:class:`~edgeaff.runtime.stage_timer.StageTimer`, so a stage's numbers read the same in ``edgeaff infer`` summaries
+:class:`~edgeaff.runtime.pipeline.timing.StageTimer`, so a stage's numbers read the same in ``edgeaff infer`` summaries
 and here. Side-by-side comparisons alternate their order in every pair (A B, then B A, ...) and report the
 **median of the per-pair ratios**: on a shared machine the load drifts over seconds, and a ratio of two
 measurements taken back to back is steadier than a ratio of two medians taken minutes apart.

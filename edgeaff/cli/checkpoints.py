@@ -53,7 +53,7 @@ def inspect_checkpoint(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full metadata as JSON.")] = False,
 ) -> None:
     """Show what a fold checkpoint contains (no torch needed)."""
-    from edgeaff.runtime.checkpoint_header import read_checkpoint_metadata
+    from edgeaff.runtime.artifacts.checkpoint_header import read_checkpoint_metadata
 
     metadata = read_checkpoint_metadata(checkpoint)
     if as_json:

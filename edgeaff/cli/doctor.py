@@ -1,4 +1,4 @@
-"""The ``edgeaff doctor`` command; its work is in :mod:`edgeaff.runtime.doctor`."""
+"""The ``edgeaff doctor`` command; its work is in :mod:`edgeaff.doctor.report`."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def doctor(
 
     Exits 0 when at least one backend is usable (and every --require check passes), 1 otherwise.
     """
-    from edgeaff.runtime.doctor import CHECK_NAMES, diagnose, render_text
+    from edgeaff.doctor.report import CHECK_NAMES, diagnose, render_text
     from edgeaff.runtime.errors import InvalidInputError
 
     unknown = [name for name in require or [] if name not in CHECK_NAMES]

@@ -45,11 +45,11 @@ def build_engines_command(
     device: Annotated[int, typer.Option("--device", help="CUDA device ordinal.")] = 0,
 ) -> None:
     """Build (or reuse) the TensorRT engines of a bundle on this device; takes minutes per graph on a Jetson."""
-    from edgeaff.runtime.bundle import load_bundle
-    from edgeaff.runtime.engine_build import TensorRTBuilder
-    from edgeaff.runtime.engine_bundle import build_engines, bundle_engine_requests, parse_axis_range
-    from edgeaff.runtime.engine_cache import EngineCache
-    from edgeaff.runtime.engine_spec import BuildOptions, Precision
+    from edgeaff.runtime.artifacts.bundle import load_bundle
+    from edgeaff.runtime.engines.build import TensorRTBuilder
+    from edgeaff.runtime.engines.bundle import build_engines, bundle_engine_requests, parse_axis_range
+    from edgeaff.runtime.engines.cache import EngineCache
+    from edgeaff.runtime.engines.spec import BuildOptions, Precision
     from edgeaff.runtime.errors import InvalidInputError
 
     if fp16 and int8:
@@ -86,7 +86,7 @@ def engine_cache_list(
     cache: Annotated[Path | None, typer.Option("--cache", metavar="DIR", help="Engine cache directory.")] = None,
 ) -> None:
     """List cached engines: graph, precision, TensorRT version, GPU, size, build time, problems."""
-    from edgeaff.runtime.engine_cache import EngineCache
+    from edgeaff.runtime.engines.cache import EngineCache
 
     engine_cache = EngineCache(cache)
     entries = engine_cache.entries()
@@ -114,12 +114,12 @@ def engine_cache_clear(
     device: Annotated[int, typer.Option("--device", help="CUDA device ordinal (with --stale).")] = 0,
 ) -> None:
     """Remove cached engines (never one whose build is running)."""
-    from edgeaff.runtime.engine_cache import EngineCache, EngineRecord
+    from edgeaff.runtime.engines.cache import EngineCache, EngineRecord
 
     engine_cache = EngineCache(cache)
     keep = None
     if stale:
-        from edgeaff.runtime.engine_build import TensorRTBuilder
+        from edgeaff.runtime.engines.build import TensorRTBuilder
 
         environment = TensorRTBuilder(device).environment()
         current = {

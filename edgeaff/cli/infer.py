@@ -1,4 +1,4 @@
-"""The ``edgeaff infer`` command (registered in :mod:`edgeaff.cli`); its work is in :mod:`edgeaff.runtime.infer`."""
+"""The ``edgeaff infer`` command (registered in :mod:`edgeaff.cli`); its work is in :mod:`edgeaff.runtime.pipeline`."""
 
 from __future__ import annotations
 
@@ -77,10 +77,10 @@ def infer_command(
     device: Annotated[int, typer.Option("--device", help="CUDA device ordinal (GPU backends).")] = 0,
 ) -> None:
     """Predict valence/arousal per frame of a video, camera or stream with a bundle (torch-free)."""
-    from edgeaff.runtime.bundle_runners import BackendOptions
-    from edgeaff.runtime.engine_bundle import parse_axis_range
+    from edgeaff.runtime.backends.graphs import BackendOptions
+    from edgeaff.runtime.engines.bundle import parse_axis_range
     from edgeaff.runtime.errors import InvalidInputError
-    from edgeaff.runtime.infer import InferOptions, infer_prepared, infer_source
+    from edgeaff.runtime.pipeline.infer import InferOptions, infer_prepared, infer_source
 
     if (source is None) == (prepared is None):
         raise InvalidInputError("give either a SOURCE or --prepared TRIAL_DIR (exactly one)")

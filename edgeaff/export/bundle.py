@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA_VERSION, MANIFEST_NAME
+from edgeaff.runtime.artifacts.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA_VERSION, MANIFEST_NAME
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output, sha256_file
 

@@ -22,7 +22,7 @@ from edgeaff.export import accuracy, bundle, parity, precision, prepared_data, s
 from edgeaff.export.detector_bundle import add_face_detector
 from edgeaff.export.manifest import build_manifest
 from edgeaff.export.vggish_weights import resolve_vggish
-from edgeaff.runtime.bundle import TENSORRT_INT8
+from edgeaff.runtime.artifacts.bundle import TENSORRT_INT8
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
 from edgeaff.train.checkpoint import load_checkpoint

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeaff.export.bundle import graph_entry
 from edgeaff.export.sources import CheckpointSource
-from edgeaff.runtime.bundle import TENSORRT_INT8
+from edgeaff.runtime.artifacts.bundle import TENSORRT_INT8
 from edgeaff.runtime.spec import FeatureSpec
 
 if TYPE_CHECKING:

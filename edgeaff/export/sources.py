@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.checkpoint_header import CheckpointError, read_checkpoint_metadata
+from edgeaff.runtime.artifacts.checkpoint_header import CheckpointError, read_checkpoint_metadata
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import sha256_file
 

@@ -1,7 +1,8 @@
 """Fold checkpoints: safetensors weights plus JSON metadata in the same file (``design.md`` §3).
 
 The file loads without unpickling anything. Its metadata (readable without torch through
-:func:`edgeaff.runtime.checkpoint_header.read_checkpoint_metadata`) records the model configuration (fusion variant
+:func:`edgeaff.runtime.artifacts.checkpoint_header.read_checkpoint_metadata`)
+records the model configuration (fusion variant
 included), the emotion dimension, the fold, the feature spec, the fold's audio normalisation statistics, validation
 metrics, provenance, library versions and a sha256 over all tensors, which :func:`load_checkpoint` verifies.
 """
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 import edgeaff
-from edgeaff.runtime.checkpoint_header import (
+from edgeaff.runtime.artifacts.checkpoint_header import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_SCHEMA_VERSION,
     METADATA_KEY,

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edgeaff.runtime.prepared import PreparedDataset
+from edgeaff.runtime.artifacts.prepared import PreparedDataset
+from edgeaff.runtime.pipeline.windows import window_starts
 from edgeaff.runtime.spec import AudioNormalization
-from edgeaff.runtime.windows import window_starts
 
 DIMENSION_COLUMN = {"valence": 0, "arousal": 1}
 

@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output, sha256_file
 from edgeaff.runtime.metrics import ccc, pearson, rmse
-from edgeaff.runtime.prepared import load_prepared_dataset
-from edgeaff.runtime.windows import OverlapAverager
+from edgeaff.runtime.pipeline.windows import OverlapAverager
 from edgeaff.train.checkpoint import save_checkpoint
 from edgeaff.train.config import model_config
 from edgeaff.train.data import WindowDataset

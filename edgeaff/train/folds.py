@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.prepared import PreparedDataset, TrialInfo
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
-from edgeaff.runtime.prepared import PreparedDataset, TrialInfo
 from edgeaff.runtime.spec import AudioNormalization, ScalarStats
 
 FOLDS_FORMAT = "edgeaff-folds"

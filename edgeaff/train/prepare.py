@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 
 import edgeaff
+from edgeaff.runtime.artifacts.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.files import atomic_output
-from edgeaff.runtime.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
 from edgeaff.runtime.spec import FeatureSpec, VggishSpec
 from edgeaff.train.affwild2 import RawTrial, discover_trials, load_subject_map, read_labels
 
@@ -76,8 +76,8 @@ class VideoPreparer:
 
     def prepare_video(self, trials: list[RawTrial], out: Path) -> dict[str, dict[str, Any]]:
         """Prepare the trials of one video; returns ``{trial: entry or {"error": ...}}``."""
-        from edgeaff.runtime.audio import decode_audio
-        from edgeaff.runtime.media import probe_media
+        from edgeaff.runtime.io.audio_track import decode_audio
+        from edgeaff.runtime.io.media import probe_media
 
         results: dict[str, dict[str, Any]] = {}
         try:
@@ -86,7 +86,7 @@ class VideoPreparer:
                 raise InvalidInputError(f"{trials[0].video}: no video stream, so no frame rate to align features with")
             audio = decode_audio(trials[0].video)
             mfcc_all = self._mfcc(audio)
-            from edgeaff.runtime.logmel import log_mel
+            from edgeaff.runtime.audio.logmel import log_mel
 
             log_mel_rows = log_mel(audio)
         except EdgeaffError as exc:
@@ -102,17 +102,17 @@ class VideoPreparer:
 
     def _mfcc(self, audio: np.ndarray) -> np.ndarray:
         if self.settings.mfcc_backend == "opensmile":
-            from edgeaff.runtime.mfcc_opensmile import mfcc39_opensmile
+            from edgeaff.runtime.audio.mfcc_toolkit import mfcc39_opensmile
 
             return mfcc39_opensmile(audio)
-        from edgeaff.runtime.mfcc import mfcc39
+        from edgeaff.runtime.audio.mfcc import mfcc39
 
         return mfcc39(audio)
 
     def _vggish(self, log_mel_rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
         import torch
 
-        from edgeaff.runtime.logmel import examples_at_rows
+        from edgeaff.runtime.audio.logmel import examples_at_rows
 
         unique, inverse = np.unique(starts, return_inverse=True)
         embeddings = np.empty((len(unique), 128), dtype=np.float32)
@@ -126,8 +126,8 @@ class VideoPreparer:
     def _prepare_trial(
         self, trial: RawTrial, out: Path, *, fps: float, mfcc_all: np.ndarray, log_mel_rows: np.ndarray, samples: int
     ) -> dict[str, Any]:
-        from edgeaff.runtime.alignment import mfcc_rows_for_fps, vggish_starts_for_fps
-        from edgeaff.runtime.face_image import black_face, load_face_image
+        from edgeaff.runtime.audio.alignment import mfcc_rows_for_fps, vggish_starts_for_fps
+        from edgeaff.runtime.faces.image import black_face, load_face_image
 
         labels, rows, total_rows = read_labels(trial.annotation)
         frames = np.empty((len(rows), 48, 48, 3), dtype=np.uint8)

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.runtime.errors import InvalidInputError, require
 from edgeaff.runtime.files import atomic_output
-from edgeaff.runtime.prepared import load_prepared_dataset
 from edgeaff.train.config import EMOTION_DIMENSIONS, MODEL_KINDS, backbone_preset
 from edgeaff.train.fit import JobSpec, ProgressCallback, run_job
 from edgeaff.train.folds import NUM_FOLDS, load_folds

@@ -79,8 +79,9 @@ class VggishWeights:
 class VGGish(nn.Module):
     """AudioSet VGGish: four conv blocks and three fully connected layers, 0.96 s log-mel patch -> 128-D.
 
-    ``forward(examples)`` takes ``(N, 96, 64)`` float32 log-mel examples (:func:`edgeaff.runtime.logmel.log_mel`
-    framed by :func:`edgeaff.runtime.logmel.vggish_examples`) and returns ``(N, 128)``: the pre-activation output of
+    ``forward(examples)`` takes ``(N, 96, 64)`` float32 log-mel examples (:func:`edgeaff.runtime.audio.logmel.log_mel`
+    framed by :func:`edgeaff.runtime.audio.logmel.vggish_examples`)
+    and returns ``(N, 128)``: the pre-activation output of
     the last fully connected layer (TF-slim ``vggish/embedding:0``).
     """
 

@@ -14,7 +14,7 @@ from edgeaff.bench.report import build_document, render_markdown, stage_order, w
 from edgeaff.bench.stamp import cpu_model, describe_device, load_average, make_stamp, peak_rss_mib
 from edgeaff.bench.stats import Repeats, latency_stats, time_interleaved
 from edgeaff.runtime.backends.base import Runner, TensorSpec
-from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 
 def _document() -> dict:

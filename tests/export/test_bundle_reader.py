@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeaff.runtime.bundle import BundleError, load_bundle, zero_stream_state
+from edgeaff.runtime.artifacts.bundle import BundleError, load_bundle, zero_stream_state
 from edgeaff.runtime.files import sha256_file
 from edgeaff.runtime.spec import FeatureSpec
 

@@ -14,8 +14,8 @@ from helpers import to_numpy64
 
 from edgeaff.export.parity import run_stream
 from edgeaff.export.precision import convert_fp16
+from edgeaff.runtime.artifacts.bundle import load_bundle, zero_stream_state
 from edgeaff.runtime.backends.ort import OrtRunner
-from edgeaff.runtime.bundle import load_bundle, zero_stream_state
 
 pytestmark = pytest.mark.slow  # exports real graphs: tens of seconds per bundle (built once per session)
 

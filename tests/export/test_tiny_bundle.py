@@ -14,8 +14,8 @@ from edgeaff.export import visual_graph
 from edgeaff.export.parity import preprocess_frames
 from edgeaff.export.prepared_data import load_prepared
 from edgeaff.export.torch2onnx import TensorInfo, export_module
+from edgeaff.runtime.artifacts.bundle import load_bundle
 from edgeaff.runtime.backends.ort import OrtRunner
-from edgeaff.runtime.bundle import load_bundle
 from edgeaff.runtime.files import sha256_file
 from edgeaff.runtime.spec import FaceSpec
 
@@ -152,7 +152,7 @@ def test_int8_tensorrt_variant_is_signed_and_symmetric(tiny_bundle: Path) -> Non
     """TensorRT accepts only int8 Q/DQ with zero points 0; the bundle carries that form beside ONNX Runtime's U8S8."""
     from onnx import numpy_helper
 
-    from edgeaff.runtime.engine_bundle import bundle_engine_requests
+    from edgeaff.runtime.engines.bundle import bundle_engine_requests
 
     bundle = load_bundle(tiny_bundle)
     visual = bundle.graphs["visual"]

@@ -14,10 +14,10 @@ from infer_support import TinyBundle, read_csv, run_without_torch
 from media_fixtures import face_frames, write_media
 
 from edgeaff.cli import main
-from edgeaff.runtime import capture_source
-from edgeaff.runtime.feature_stage import FeatureStage
-from edgeaff.runtime.infer import InferOptions, infer_source
-from edgeaff.runtime.sources import SourceTimeoutError
+from edgeaff.runtime.io import camera as capture_source
+from edgeaff.runtime.io.sources import SourceTimeoutError
+from edgeaff.runtime.pipeline.features import FeatureStage
+from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
 
 pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
 

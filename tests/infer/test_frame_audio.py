@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from media_fixtures import speech
 
-from edgeaff.runtime.alignment import (
+from edgeaff.runtime.audio.alignment import (
     mfcc_rows_for_fps,
     mfcc_rows_for_times,
     vggish_starts_for_fps,
     vggish_starts_for_times,
 )
-from edgeaff.runtime.frame_audio import FrameAudio, FrameKey
-from edgeaff.runtime.logmel import log_mel
-from edgeaff.runtime.mfcc import mfcc39
+from edgeaff.runtime.audio.frame_audio import FrameAudio, FrameKey
+from edgeaff.runtime.audio.logmel import log_mel
+from edgeaff.runtime.audio.mfcc import mfcc39
 from edgeaff.runtime.spec import FeatureSpec
 
 # The streamed rows come from the same per-frame arithmetic as the whole-clip functions: bit-identical in every run
@@ -97,7 +97,7 @@ def test_empty_audio_gives_no_features() -> None:
 
 
 def test_alignment_clock_uses_the_index_rule_only_on_the_constant_rate_grid() -> None:
-    from edgeaff.runtime.feature_stage import AlignmentClock
+    from edgeaff.runtime.pipeline.features import AlignmentClock
 
     clock = AlignmentClock(25.0, by_index=True)
     # millisecond-rounded times of a 25 fps Matroska file, starting at 0.5 s: on the grid

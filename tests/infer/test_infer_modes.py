@@ -13,7 +13,7 @@ import torch
 from infer_support import TinyBundle, read_csv, run_without_torch
 from media_fixtures import face_frames, speech, write_media
 
-from edgeaff.runtime.infer import InferOptions, infer_source
+from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
 
 pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
 

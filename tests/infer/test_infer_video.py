@@ -12,7 +12,7 @@ from infer_support import FACE_VIDEO_FRAMES, HIDDEN, TinyBundle, read_csv, run_w
 from media_fixtures import face_frames, speech, write_media
 from PIL import Image
 
-from edgeaff.runtime.ensemble import ccc_centering
+from edgeaff.runtime.pipeline.ensemble import ccc_centering
 
 pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeaff.runtime.model_plan import model_name, plan_models
-from edgeaff.runtime.outputs import ResultFiles
-from edgeaff.runtime.stage_timer import StageTimer, format_summary
+from edgeaff.runtime.pipeline.plan import model_name, plan_models
+from edgeaff.runtime.pipeline.timing import StageTimer, format_summary
+from edgeaff.runtime.sinks.files import ResultFiles
 
 
 def test_stage_timer_statistics_match_numpy() -> None:
@@ -31,7 +31,7 @@ def test_stage_timer_statistics_match_numpy() -> None:
 
 
 def test_stage_timer_memory_is_bounded_on_endless_streams(monkeypatch: pytest.MonkeyPatch) -> None:
-    from edgeaff.runtime import stage_timer
+    from edgeaff.runtime.pipeline import timing as stage_timer
 
     monkeypatch.setattr(stage_timer, "MAX_SAMPLES", 2000)
     timer = StageTimer()

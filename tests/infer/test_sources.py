@@ -16,14 +16,14 @@ from media_fixtures import speech, write_media
 from PIL import Image
 from synthetic_media import write_video
 
-from edgeaff.runtime.audio import decode_audio
-from edgeaff.runtime.capture_source import CaptureSource, csi_pipeline
 from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
-from edgeaff.runtime.face_image import load_face_image
-from edgeaff.runtime.live_reader import LiveReader
-from edgeaff.runtime.media import CorruptMediaError, NotMediaError
-from edgeaff.runtime.media_source import NetworkStreamSource
-from edgeaff.runtime.sources import AudioChunk, SourceKind, SourceTimeoutError, VideoFrame, classify, open_source
+from edgeaff.runtime.faces.image import load_face_image
+from edgeaff.runtime.io.audio_track import decode_audio
+from edgeaff.runtime.io.camera import CaptureSource, csi_pipeline
+from edgeaff.runtime.io.live_reader import LiveReader
+from edgeaff.runtime.io.media import CorruptMediaError, NotMediaError
+from edgeaff.runtime.io.media_file import NetworkStreamSource
+from edgeaff.runtime.io.sources import AudioChunk, SourceKind, SourceTimeoutError, VideoFrame, classify, open_source
 
 cv2 = pytest.importorskip("cv2")
 

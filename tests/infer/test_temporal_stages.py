@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from edgeaff.runtime.backends.base import Runner, TensorSpec
-from edgeaff.runtime.stage_timer import StageTimer
-from edgeaff.runtime.temporal_stages import StreamingTemporal, WindowedTemporal
+from edgeaff.runtime.pipeline.temporal import StreamingTemporal, WindowedTemporal
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 M, E, RECEPTIVE = 2, 3, 5
 
@@ -123,8 +123,8 @@ class EmbeddingRunner(CausalRunner):
 
 
 def test_frames_stop_waiting_for_audio_that_stalls() -> None:
-    from edgeaff.runtime.feature_stage import MAX_WAITING_FRAMES, FeatureStage, FrameState
-    from edgeaff.runtime.frame_audio import FrameAudio, FrameKey
+    from edgeaff.runtime.audio.frame_audio import FrameAudio, FrameKey
+    from edgeaff.runtime.pipeline.features import MAX_WAITING_FRAMES, FeatureStage, FrameState
     from edgeaff.runtime.spec import FeatureSpec
 
     emitted, stalls = [], []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgeaff.runtime.alignment import (
+from edgeaff.runtime.audio.alignment import (
     mfcc_rows_for_fps,
     mfcc_rows_for_times,
     vggish_example_count,

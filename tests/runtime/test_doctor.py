@@ -18,9 +18,9 @@ from torch_block import BLOCK_TORCH
 from typer.testing import CliRunner
 
 from edgeaff.cli import app
-from edgeaff.runtime import doctor
-from edgeaff.runtime.doctor import diagnose, render_text
-from edgeaff.runtime.probes import CommandResult, Host
+from edgeaff.doctor import report as doctor
+from edgeaff.doctor.probes import CommandResult, Host
+from edgeaff.doctor.report import diagnose, render_text
 
 # Recorded outputs (formats of JetPack 6 and a desktop driver).
 NV_TEGRA_RELEASE = "# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64, DATE: Fri Sep 13\n"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from edgeaff.runtime.engine_build import (
+from edgeaff.runtime.engines.build import (
     BuildPlan,
     GraphFacts,
     ParserProblem,
@@ -23,8 +23,8 @@ from edgeaff.runtime.engine_build import (
     format_parser_errors,
     plan_build,
 )
-from edgeaff.runtime.engine_cache import TimingCacheFile
-from edgeaff.runtime.engine_spec import (
+from edgeaff.runtime.engines.cache import TimingCacheFile
+from edgeaff.runtime.engines.spec import (
     BuildOptions,
     DeviceIdentity,
     EngineBuildError,

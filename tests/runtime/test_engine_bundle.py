@@ -13,16 +13,16 @@ from typing import Any
 import pytest
 from engine_helpers import ENV, FakeBuilder, load
 
-from edgeaff.runtime.bundle import load_bundle
-from edgeaff.runtime.engine_bundle import (
+from edgeaff.runtime.artifacts.bundle import load_bundle
+from edgeaff.runtime.engines.bundle import (
     build_engines,
     bundle_engine_requests,
     default_axis_ranges,
     graph_profile,
     parse_axis_range,
 )
-from edgeaff.runtime.engine_cache import EngineCache
-from edgeaff.runtime.engine_spec import Precision, ShapeRange
+from edgeaff.runtime.engines.cache import EngineCache
+from edgeaff.runtime.engines.spec import Precision, ShapeRange
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.spec import FeatureSpec
 

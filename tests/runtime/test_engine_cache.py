@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from engine_helpers import ENV, FakeBuilder, load
 
-from edgeaff.runtime.engine_cache import EngineCache, TimingCacheFile
-from edgeaff.runtime.engine_key import EngineKey, EngineRecord
-from edgeaff.runtime.engine_spec import (
+from edgeaff.runtime.engines.cache import EngineCache, TimingCacheFile
+from edgeaff.runtime.engines.key import EngineKey, EngineRecord
+from edgeaff.runtime.engines.spec import (
     BuildEnvironment,
     BuildOptions,
     DeviceIdentity,

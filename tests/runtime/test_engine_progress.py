@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from edgeaff.runtime.engine_progress import BuildProgress, Heartbeat
+from edgeaff.runtime.engines.progress import BuildProgress, Heartbeat
 
 
 class Clock:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeaff.runtime.engine_spec import (
+from edgeaff.runtime.engines.spec import (
     BuildEnvironment,
     BuildOptions,
     DeviceIdentity,

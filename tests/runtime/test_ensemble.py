@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from edgeaff.runtime.ensemble import CausalCccCentering, causal_ccc_centering, ccc_centering
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, causal_ccc_centering, ccc_centering
 
 
 def reference_centering(p: np.ndarray) -> np.ndarray:

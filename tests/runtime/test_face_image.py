@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.face_image import black_face, load_face_image, resize_face
+from edgeaff.runtime.faces.image import black_face, load_face_image, resize_face
 
 
 def _antialiased_bicubic_reference(image: np.ndarray, size: int) -> np.ndarray:

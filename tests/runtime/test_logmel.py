@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeaff.runtime.alignment import vggish_example_count, vggish_starts_for_fps
-from edgeaff.runtime.audio import decode_audio
+from edgeaff.runtime.audio.alignment import vggish_example_count, vggish_starts_for_fps
+from edgeaff.runtime.audio.logmel import LogMelStream, examples_at_rows, log_mel, vggish_examples
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.logmel import LogMelStream, examples_at_rows, log_mel, vggish_examples
+from edgeaff.runtime.io.audio_track import decode_audio
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech_16k.wav"
 

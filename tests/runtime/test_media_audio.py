@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from synthetic_media import write_video, write_wav
 
-from edgeaff.runtime.audio import NoAudioTrackError, decode_audio
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.media import CorruptMediaError, MediaNotFoundError, NotMediaError, probe_media
+from edgeaff.runtime.io.audio_track import NoAudioTrackError, decode_audio
+from edgeaff.runtime.io.media import CorruptMediaError, MediaNotFoundError, NotMediaError, probe_media
 
 cv2 = pytest.importorskip("cv2")
 NTSC = fractions.Fraction(30000, 1001)

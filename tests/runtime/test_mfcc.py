@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeaff.runtime.audio import decode_audio
+from edgeaff.runtime.audio.mfcc import Mfcc39Stream, MfccFrontend, mfcc39
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.mfcc import Mfcc39Stream, MfccFrontend, mfcc39
+from edgeaff.runtime.io.audio_track import decode_audio
 from edgeaff.runtime.spec import MfccSpec
 
 SPEECH = Path(__file__).resolve().parents[1] / "data" / "speech_16k.wav"
-opensmile_mfcc = pytest.importorskip("edgeaff.runtime.mfcc_opensmile")
+opensmile_mfcc = pytest.importorskip("edgeaff.runtime.audio.mfcc_toolkit")
 # Agreement reached with openSMILE 3.0 (opensmile 2.6) on the speech fixture: ≤ 2.6e-6 (static), 2.3e-6 (Δ),
 # 2.0e-6 (ΔΔ) of each coefficient's range over the clip (float32 vs float64 arithmetic). Asserted with headroom:
 TOLERANCE = {"static": 2e-5, "delta": 2e-5, "delta-delta": 2e-5}

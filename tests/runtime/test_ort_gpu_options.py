@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgeaff.runtime.backends.ort import OrtRunner, gpu_provider_options
-from edgeaff.runtime.engine_spec import Precision, ShapeRange
+from edgeaff.runtime.engines.spec import Precision, ShapeRange
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 
 ort = pytest.importorskip("onnxruntime")

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgeaff.runtime.probe_model import PROBE_INPUT, PROBE_OUTPUT, PROBE_SHAPE, probe_model_bytes
+from edgeaff.doctor.probe_model import PROBE_INPUT, PROBE_OUTPUT, PROBE_SHAPE, probe_model_bytes
 
 
 def test_probe_model_passes_the_onnx_checker() -> None:

@@ -23,8 +23,8 @@ from edgeaff.runtime.backends.trt import (
     check_feed_in_profiles,
     describe_engine,
 )
-from edgeaff.runtime.cuda_env import import_tensorrt, numpy_dtype, python_log_level
-from edgeaff.runtime.engine_spec import ShapeRange
+from edgeaff.runtime.engines.cuda import import_tensorrt, numpy_dtype, python_log_level
+from edgeaff.runtime.engines.spec import ShapeRange
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 
 F32 = np.dtype(np.float32)

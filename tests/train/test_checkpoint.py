@@ -10,7 +10,7 @@ import pytest
 import torch
 from helpers import random_inputs
 
-from edgeaff.runtime.checkpoint_header import CheckpointError, read_checkpoint_metadata
+from edgeaff.runtime.artifacts.checkpoint_header import CheckpointError, read_checkpoint_metadata
 from edgeaff.runtime.spec import AudioNormalization, ScalarStats
 from edgeaff.train import load_checkpoint, model_config, save_checkpoint
 from edgeaff.train.model import build_model

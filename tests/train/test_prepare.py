@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from edgeaff.runtime.audio import decode_audio
+from edgeaff.runtime.audio.logmel import log_mel
+from edgeaff.runtime.audio.mfcc_toolkit import mfcc39_opensmile
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.logmel import log_mel
-from edgeaff.runtime.media import probe_media
-from edgeaff.runtime.mfcc_opensmile import mfcc39_opensmile
+from edgeaff.runtime.io.audio_track import decode_audio
+from edgeaff.runtime.io.media import probe_media
 from edgeaff.train.prepare import prepare_dataset
 from edgeaff.train.vggish import load_vggish
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from prepared_fixture import make_prepared
 
-from edgeaff.runtime.checkpoint_header import read_checkpoint_metadata
-from edgeaff.runtime.prepared import load_prepared_dataset
+from edgeaff.runtime.artifacts.checkpoint_header import read_checkpoint_metadata
+from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.train import load_checkpoint
 from edgeaff.train.data import WindowDataset
 from edgeaff.train.folds import load_folds

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.backends.base import Runner, TensorSpec
-from edgeaff.runtime.engine_spec import Precision, ShapeRange
+from edgeaff.runtime.engines.paths import engine_cache_dir
+from edgeaff.runtime.engines.spec import Precision, ShapeRange
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, require
 from edgeaff.runtime.files import sha256_file
-from edgeaff.runtime.paths import engine_cache_dir
 
 PROVIDERS = {
     "ort-cpu": ["CPUExecutionProvider"],
@@ -65,7 +65,7 @@ def gpu_provider_options(
         graph_sha256: the ONNX file's sha256 (names the per-graph engine cache directory).
         ort_version: ``onnxruntime.__version__``.
         precision: TensorRT EP precision (``ort-trt`` only; ``None`` = FP32).
-        cache_dir: engine cache root (``None``: :func:`edgeaff.runtime.paths.engine_cache_dir`).
+        cache_dir: engine cache root (``None``: :func:`edgeaff.runtime.engines.paths.engine_cache_dir`).
         profiles: ``{input: ShapeRange}`` for the TensorRT EP's explicit optimisation profile.
         device_id: CUDA device ordinal.
         workspace_mib: TensorRT workspace limit.

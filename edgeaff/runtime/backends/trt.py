@@ -1,7 +1,7 @@
 """Native TensorRT backend: a cached engine, pycuda buffers and stream, the name-based tensor API.
 
 On ``__enter__`` the runner takes its engine from the per-device cache (building it on first use, see
-:mod:`edgeaff.runtime.engine_cache`), creates an execution context and a CUDA stream, and allocates one pinned host
+:mod:`edgeaff.runtime.engines.cache`), creates an execution context and a CUDA stream, and allocates one pinned host
 buffer (``pagelocked_empty``) and one device buffer per I/O tensor, sized for the profile's maximum shapes; tensor
 addresses are bound once. ``infer`` copies the feed into the pinned buffers, then on the stream: H2D copies,
 ``execute_async_v3``, D2H copies, with CUDA events between the stages, and synchronises. The split of each call
@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.backends.base import Runner, TensorSpec
-from edgeaff.runtime.cuda_env import CudaDevice, import_cuda_driver, import_tensorrt, numpy_dtype
-from edgeaff.runtime.engine_cache import CachedEngine, EngineCache
-from edgeaff.runtime.engine_spec import BuildOptions, EngineRequest, Precision, ShapeRange, check_in_profile
+from edgeaff.runtime.engines.cache import CachedEngine, EngineCache
+from edgeaff.runtime.engines.cuda import CudaDevice, import_cuda_driver, import_tensorrt, numpy_dtype
+from edgeaff.runtime.engines.spec import BuildOptions, EngineRequest, Precision, ShapeRange, check_in_profile
 from edgeaff.runtime.errors import EdgeaffError
 
 
@@ -96,10 +96,10 @@ class TrtRunner(Runner):
 
     Args:
         onnx_path: the ``.onnx`` file.
-        precision: ``fp32``, ``fp16`` or ``int8`` (see :func:`edgeaff.runtime.engine_build.plan_build`).
+        precision: ``fp32``, ``fp16`` or ``int8`` (see :func:`edgeaff.runtime.engines.build.plan_build`).
         profiles: ``{input: (min, opt, max)}`` for dynamic inputs; feeds must stay inside these shapes.
         options: builder options (workspace, optimisation level, TF32, typing).
-        cache_dir: engine cache directory (``None``: ``edgeaff.runtime.paths.engine_cache_dir()``).
+        cache_dir: engine cache directory (``None``: ``edgeaff.runtime.engines.paths.engine_cache_dir()``).
         device: CUDA device ordinal.
         onnx_sha256: the graph's sha256 when already verified (e.g. from a bundle manifest).
 
@@ -152,7 +152,7 @@ class TrtRunner(Runner):
 
     @classmethod
     def from_request(cls, request: EngineRequest, *, cache_dir: str | Path | None = None, device: int = 0) -> TrtRunner:
-        """A runner for an existing request, e.g. one of :func:`edgeaff.runtime.engine_bundle.bundle_engine_requests`
+        """A runner for an existing request, e.g. one of :func:`edgeaff.runtime.engines.bundle.bundle_engine_requests`
         (the same request ``edgeaff build-engines`` built, so the runtime finds its engine in the cache)."""
         runner = cls(request.onnx_path, cache_dir=cache_dir, device=device)
         runner.request = request
@@ -161,7 +161,7 @@ class TrtRunner(Runner):
 
     def activate(self) -> None:
         """Get (or build) the engine, create the execution context and stream, allocate buffers."""
-        from edgeaff.runtime.engine_build import TensorRTBuilder
+        from edgeaff.runtime.engines.build import TensorRTBuilder
 
         trt = import_tensorrt()
         self._cuda = import_cuda_driver()

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.errors import require
-from edgeaff.runtime.face_image import resize_face
+from edgeaff.runtime.faces.image import resize_face
 
 ALIGNED_SIZE = 112
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.face_image import black_face
 from edgeaff.runtime.faces.alignment import (
     ALIGNMENT_KEYPOINTS,
     alignment_matrix,
@@ -28,6 +27,7 @@ from edgeaff.runtime.faces.alignment import (
     warp_aligned,
 )
 from edgeaff.runtime.faces.detection import FaceDetection, FaceSelect, match_subject, select_subject
+from edgeaff.runtime.faces.image import black_face
 from edgeaff.runtime.faces.tracking import KltTracker, TrackerOptions
 
 

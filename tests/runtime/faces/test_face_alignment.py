@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from face_scenes import scene
 
-from edgeaff.runtime.face_image import resize_face
 from edgeaff.runtime.faces import FaceStage
 from edgeaff.runtime.faces.alignment import (
     ALIGNMENT_KEYPOINTS,
@@ -21,6 +20,7 @@ from edgeaff.runtime.faces.alignment import (
     similarity_transform,
     warp_aligned,
 )
+from edgeaff.runtime.faces.image import resize_face
 
 TEMPLATE = np.array([TEMPLATE_POINTS[name] for name in ALIGNMENT_KEYPOINTS])
 

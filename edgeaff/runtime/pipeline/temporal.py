@@ -17,7 +17,7 @@ import numpy as np
 
 from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 
 class GrowingArray:

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.capture_source import import_cv2
-from edgeaff.runtime.media import import_av
+from edgeaff.runtime.io.camera import import_cv2
+from edgeaff.runtime.io.media import import_av
 
 COLORS = {"valence": (60, 180, 255), "arousal": (255, 140, 60)}  # BGR
 _TIME_BASE_DEN = 1000  # overlay timestamps in milliseconds

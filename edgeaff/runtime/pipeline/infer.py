@@ -6,7 +6,7 @@ streaming temporal graph (:mod:`.temporal_stages`), fold ensembling (:mod:`.ense
 (:mod:`.outputs`). :mod:`.inference_run` drives them frame by frame; ``docs/runtime.md`` describes the behaviour.
 
 Example:
-    >>> from edgeaff.runtime.infer import InferOptions, infer_source
+    >>> from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
     >>> result = infer_source("talk.mp4", "bundle", "out", options=InferOptions())  # doctest: +SKIP
     >>> result.paths["csv"]  # doctest: +SKIP
     PosixPath('out/talk.csv')
@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgeaff.runtime.artifacts.bundle import Bundle, load_bundle
 from edgeaff.runtime.backends.base import Runner
-from edgeaff.runtime.bundle import Bundle, load_bundle
-from edgeaff.runtime.bundle_runners import BackendOptions, GraphChoice, check_precision, graph_runner
-from edgeaff.runtime.ensemble import CLIP_MODES
+from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, check_precision, graph_runner
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import DetectorKind, FaceSelect, FaceStage, FaceStageOptions
-from edgeaff.runtime.sources import Source, SourceKind, open_source
+from edgeaff.runtime.io.sources import Source, SourceKind, open_source
+from edgeaff.runtime.pipeline.ensemble import CLIP_MODES
 
 MODES = ("offline", "stream")
 MAX_VISUAL_BATCH = 64  # the engines' default profile for the visual graph
@@ -215,7 +215,7 @@ def infer_prepared(
     Raises:
         BundleError, InvalidInputError: as :func:`infer_source`.
     """
-    from edgeaff.runtime.prepared_source import PreparedTrialSource
+    from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
 
     loaded = load_bundle(bundle)
     check_precision(loaded, options.backend)
@@ -234,7 +234,7 @@ def _run(
     echo: Callable[[str], None],
     show: Callable[[str], None],
 ) -> InferenceResult:
-    from edgeaff.runtime.inference_run import InferenceRun
+    from edgeaff.runtime.pipeline.run import InferenceRun
 
     with reopen() as source:
         info = source.info

@@ -4,7 +4,7 @@ A CSI camera is read through a GStreamer pipeline (``nvarguscamerasrc`` → ``nv
 needs an OpenCV built with GStreamer: JetPack's OpenCV is, the ``opencv-python`` wheels from PyPI are not (the
 error says so). ``csi://0?width=1920&height=1080&fps=30`` chooses the sensor mode (default 1280×720 at 30 fps).
 
-Frames are read in a background thread (:class:`~edgeaff.runtime.live_reader.LiveReader`); their timestamps are
+Frames are read in a background thread (:class:`~edgeaff.runtime.io.live_reader.LiveReader`); their timestamps are
 arrival times from the first frame. Cameras have no audio here.
 """
 
@@ -18,8 +18,8 @@ from types import TracebackType
 from typing import Any
 
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
-from edgeaff.runtime.live_reader import LiveReader
-from edgeaff.runtime.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
+from edgeaff.runtime.io.live_reader import LiveReader
+from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 
 CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30}
 

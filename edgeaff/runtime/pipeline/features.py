@@ -1,7 +1,7 @@
 """Per-frame features in frame order: face crops through the visual graph, audio through MFCC and VGGish.
 
 Frames enter with their face crop; the visual graph embeds them in batches. Each frame then waits until its audio
-features are ready (:mod:`edgeaff.runtime.frame_audio`: about 1 s of look-ahead for VGGish), the VGGish graph
+features are ready (:mod:`edgeaff.runtime.audio.frame_audio`: about 1 s of look-ahead for VGGish), the VGGish graph
 embeds its log-mel example (consecutive frames sharing an example share the call), and the frame leaves as a
 :class:`ReadyFrame`, always in order. Every per-frame network runs once per frame. What waits is at most the
 visual batch plus the audio look-ahead (:attr:`FeatureStage.max_pending`).
@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from edgeaff.runtime.audio.frame_audio import FrameAudio, FrameAudioFeatures, FrameKey
 from edgeaff.runtime.backends.base import Runner
-from edgeaff.runtime.frame_audio import FrameAudio, FrameAudioFeatures, FrameKey
-from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 # A frame is on the constant-rate grid when its time is within this fraction of a frame of index / fps.
 GRID_TOLERANCE = 0.25

@@ -30,10 +30,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.cuda_env import CudaDevice, import_tensorrt, tensorrt_logger
-from edgeaff.runtime.engine_cache import TimingCacheFile
-from edgeaff.runtime.engine_progress import monitor_build
-from edgeaff.runtime.engine_spec import (
+from edgeaff.runtime.engines.cache import TimingCacheFile
+from edgeaff.runtime.engines.cuda import CudaDevice, import_tensorrt, tensorrt_logger
+from edgeaff.runtime.engines.progress import monitor_build
+from edgeaff.runtime.engines.spec import (
     BuildEnvironment,
     BuildOptions,
     EngineBuildError,
@@ -164,7 +164,7 @@ def format_parser_errors(path: Path, problems: Sequence[ParserProblem]) -> str:
 
 
 class TensorRTBuilder:
-    """Builds engines on the local GPU; satisfies :class:`edgeaff.runtime.engine_cache.EngineBuilder`.
+    """Builds engines on the local GPU; satisfies :class:`edgeaff.runtime.engines.cache.EngineBuilder`.
 
     Args:
         device: CUDA device ordinal, or a :class:`CudaDevice` (anything with ``identity()`` and ``current()``) to

@@ -18,17 +18,17 @@ from typing import Any
 import numpy as np
 
 import edgeaff
-from edgeaff.runtime.bundle import Bundle
-from edgeaff.runtime.ensemble import CausalCccCentering, ccc_centering
+from edgeaff.runtime.artifacts.bundle import Bundle
+from edgeaff.runtime.audio.frame_audio import FrameAudio
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.feature_stage import AlignmentClock, FeatureStage, FrameState, ReadyFrame
-from edgeaff.runtime.frame_audio import FrameAudio
-from edgeaff.runtime.infer import Graphs, InferenceResult, InferOptions
-from edgeaff.runtime.model_plan import model_name, plan_models
-from edgeaff.runtime.outputs import ResultFiles
-from edgeaff.runtime.sources import AudioChunk, Source, SourceTimeoutError, VideoFrame
-from edgeaff.runtime.stage_timer import StageTimer
-from edgeaff.runtime.temporal_stages import GrowingArray, StreamingTemporal, WindowedTemporal
+from edgeaff.runtime.io.sources import AudioChunk, Source, SourceTimeoutError, VideoFrame
+from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
+from edgeaff.runtime.pipeline.features import AlignmentClock, FeatureStage, FrameState, ReadyFrame
+from edgeaff.runtime.pipeline.infer import Graphs, InferenceResult, InferOptions
+from edgeaff.runtime.pipeline.plan import model_name, plan_models
+from edgeaff.runtime.pipeline.temporal import GrowingArray, StreamingTemporal, WindowedTemporal
+from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime.sinks.files import ResultFiles
 
 OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
 
@@ -83,7 +83,7 @@ class FrameLog:
 
 
 class InferenceRun:
-    """Drives one run (see the module docstring); created and executed by :mod:`edgeaff.runtime.infer`."""
+    """Drives one run (see the module docstring); created and executed by :mod:`edgeaff.runtime.pipeline.infer`."""
 
     def __init__(
         self,
@@ -297,14 +297,14 @@ class InferenceRun:
                 self.show(f"{frame.index:>7} {frame.t_s:9.3f} s  {shown}  face {int(frame.face)} "
                           f"audio {int(frame.audio)}  {latency:6.0f} ms")  # fmt: skip
             if self.overlay is not None and frame.image is not None:
-                from edgeaff.runtime.overlay import draw_frame
+                from edgeaff.runtime.sinks.overlay import draw_frame
 
                 with self.timer.measure("overlay"):
                     drawn = draw_frame(frame.image, box=frame.box, values=values, face=frame.face, audio=frame.audio)
                     self.overlay.write(drawn, frame.t_s)
 
     def _overlay_writer(self, files: ResultFiles, name: str) -> Any:
-        from edgeaff.runtime.overlay import OverlayWriter
+        from edgeaff.runtime.sinks.overlay import OverlayWriter
 
         width = self.info.width or self.bundle.feature_spec.face.image_size
         height = self.info.height or self.bundle.feature_spec.face.image_size
@@ -313,7 +313,7 @@ class InferenceRun:
 
     def _overlay_second_pass(self, files: ResultFiles, name: str, reopen: Callable[[], Source]) -> None:
         """Offline values exist only at the end: decode the source again and draw them on its frames."""
-        from edgeaff.runtime.overlay import draw_frame
+        from edgeaff.runtime.sinks.overlay import draw_frame
 
         boxes, values = self.log.column("box"), self.log.column("values")
         face, audio = self.log.column("face"), self.log.column("audio")
@@ -331,14 +331,14 @@ class InferenceRun:
             self.overlay_codec = writer.codec
 
     def _plot(self, files: ResultFiles, name: str) -> None:
-        from edgeaff.runtime.overlay import plot_traces
+        from edgeaff.runtime.sinks.overlay import plot_traces
 
         values = {d: self.log.column("values")[:, i] for i, d in enumerate(self.dimensions)}
         plot_traces(files.extra("plot", f"{name}.png"), self.log.column("t"), values,
                     self.log.column("face").astype(bool), title=f"{self.info.name} ({self.mode})")  # fmt: skip
 
     def _summary(self, ended: str, wall_s: float) -> dict[str, Any]:
-        from edgeaff.runtime.inference_summary import build_summary
+        from edgeaff.runtime.sinks.summary import build_summary
 
         return build_summary(self, ended=ended, wall_s=wall_s)
 

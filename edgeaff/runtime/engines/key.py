@@ -24,7 +24,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from edgeaff.runtime.engine_spec import BuildEnvironment, EngineRequest
+from edgeaff.runtime.engines.spec import BuildEnvironment, EngineRequest
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import sha256_file
 

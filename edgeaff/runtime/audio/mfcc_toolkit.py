@@ -1,11 +1,11 @@
-"""39-D MFCC through openSMILE itself (the ``opensmile`` package), with the config shipped in ``runtime/data``.
+"""39-D MFCC through openSMILE itself (the ``opensmile`` package), with the config shipped in ``audio/data``.
 
 ``data/mfcc39.conf`` holds the components and values of openSMILE's ``config/mfcc/MFCC12_0_D_A.conf`` (what the
 reference ran through ``SMILExtract``), with the Python API's external source and sink in place of the wav reader
 and csv writer. The package turns the float signal into int16 (``x · 32768``) and openSMILE reads that exactly as
-``SMILExtract`` reads a 16-bit wav, so a signal from :func:`edgeaff.runtime.audio.decode_audio` gives the numbers
-the reference got from its wav. Columns are in openSMILE's order: HTK-ordered ``[c1..c12, c0]``, deltas,
-delta-deltas (see :mod:`edgeaff.runtime.mfcc`, the numpy implementation, which agrees within float32 rounding).
+``SMILExtract`` reads a 16-bit wav, so a signal from :func:`edgeaff.runtime.io.audio_track.decode_audio` gives the
+numbers the reference got from its wav. Columns are in openSMILE's order: HTK-ordered ``[c1..c12, c0]``, deltas,
+delta-deltas (see :mod:`edgeaff.runtime.audio.mfcc`, the numpy implementation, which agrees within float32 rounding).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.audio_signal import as_signal
+from edgeaff.runtime.audio.signal import as_signal
 from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
 from edgeaff.runtime.spec import MfccSpec
 
@@ -29,7 +29,7 @@ CONFIG_SPEC = MfccSpec()
 
 def config_path() -> Path:
     """Path of the shipped openSMILE config (package data)."""
-    return Path(str(resources.files("edgeaff.runtime") / "data" / CONFIG_NAME))
+    return Path(str(resources.files("edgeaff.runtime.audio") / "data" / CONFIG_NAME))
 
 
 @functools.cache
@@ -64,7 +64,7 @@ def mfcc39_opensmile(signal: np.ndarray, *, spec: MfccSpec = MfccSpec()) -> np.n
         differing = [f.name for f in dataclasses.fields(spec) if getattr(spec, f.name) != getattr(CONFIG_SPEC, f.name)]
         raise InvalidInputError(
             f"the openSMILE MFCC config implements only the reference MFCC spec (differs in {differing}); "
-            "use edgeaff.runtime.mfcc.mfcc39 for other parameters"
+            "use edgeaff.runtime.audio.mfcc.mfcc39 for other parameters"
         )
     samples = as_signal(signal, what="MFCC input")
     if samples.size and (samples.min() < -1.0 or samples.max() >= 1.0):

@@ -19,9 +19,9 @@ import dataclasses
 
 import numpy as np
 
-from edgeaff.runtime.alignment import LOGMEL_RATE_HZ, MFCC_STEP_S, vggish_example_count
-from edgeaff.runtime.logmel import LogMelStream
-from edgeaff.runtime.mfcc import Mfcc39Stream
+from edgeaff.runtime.audio.alignment import LOGMEL_RATE_HZ, MFCC_STEP_S, vggish_example_count
+from edgeaff.runtime.audio.logmel import LogMelStream
+from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 from edgeaff.runtime.spec import FeatureSpec
 
 # Rows kept behind the last frame served, for sources whose timestamps step back a little.

@@ -16,9 +16,9 @@ from types import TracebackType
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.prepared import TrialArrays, load_trial_arrays
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.prepared import TrialArrays, load_trial_arrays
-from edgeaff.runtime.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
+from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 from edgeaff.runtime.spec import FeatureSpec
 
 

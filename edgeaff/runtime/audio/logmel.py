@@ -9,7 +9,7 @@ As the reference (AudioSet ``mel_features.py`` / ``vggish_input.py`` with its ow
   FFT bin frequencies ``linspace(0, 8000, 257)``, weights ``max(0, min(rising, falling))``, DC bin zeroed;
 * ``log(mel + 0.01)``;
 * one example per video frame: the 96 log-mel rows (0.96 s) **starting** at the frame's time (see
-  :mod:`edgeaff.runtime.alignment` for the start row, exactly as the reference computed it).
+  :mod:`edgeaff.runtime.audio.alignment` for the start row, exactly as the reference computed it).
 
 For a live source an example can only be built 0.975 s after its frame's time (:class:`LogMelStream`).
 """
@@ -21,8 +21,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from edgeaff.runtime.alignment import vggish_starts_for_times
-from edgeaff.runtime.audio_signal import as_signal
+from edgeaff.runtime.audio.alignment import vggish_starts_for_times
+from edgeaff.runtime.audio.signal import as_signal
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.spec import VggishSpec
 
@@ -123,7 +123,7 @@ def vggish_examples(
 
     A frame whose example would run past the end takes the last complete example. For a constant frame rate,
     reproduce the reference bit for bit with ``examples_at_rows(log_mel, vggish_starts_for_fps(...))`` instead
-    (see :mod:`edgeaff.runtime.alignment` for the rare rows where the two differ).
+    (see :mod:`edgeaff.runtime.audio.alignment` for the rare rows where the two differ).
 
     Args:
         log_mel_rows: ``(F, 64)`` from :func:`log_mel`.
@@ -255,7 +255,7 @@ class LogMelStream:
         """The ``(96, 64)`` float32 example made of log-mel rows ``start .. start + 95`` (nothing is released).
 
         For callers that choose rows themselves, e.g. by the reference's frame-index rule
-        (:func:`edgeaff.runtime.alignment.vggish_starts_for_fps`).
+        (:func:`edgeaff.runtime.audio.alignment.vggish_starts_for_fps`).
 
         Raises:
             InvalidInputError: those rows have not all arrived, or were released.

@@ -27,9 +27,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from edgeaff.runtime.bundle import TENSORRT_INT8, Bundle, GraphTensor
-from edgeaff.runtime.engine_cache import EngineBuilder, EngineCache
-from edgeaff.runtime.engine_spec import BuildOptions, EngineRequest, Precision, ShapeRange
+from edgeaff.runtime.artifacts.bundle import TENSORRT_INT8, Bundle, GraphTensor
+from edgeaff.runtime.engines.cache import EngineBuilder, EngineCache
+from edgeaff.runtime.engines.spec import BuildOptions, EngineRequest, Precision, ShapeRange
 from edgeaff.runtime.errors import InvalidInputError
 
 log = logging.getLogger("edgeaff.engines")
@@ -115,7 +115,7 @@ def bundle_engine_requests(
     """One :class:`EngineRequest` per graph of ``bundle`` (in manifest order), for ``precision``.
 
     Args:
-        bundle: a loaded, verified bundle (:func:`edgeaff.runtime.bundle.load_bundle`).
+        bundle: a loaded, verified bundle (:func:`edgeaff.runtime.artifacts.bundle.load_bundle`).
         precision: requested precision.
         overrides: axis ranges replacing the defaults (keys ``AXIS`` or ``GRAPH.AXIS``).
         options: builder options.

@@ -1,11 +1,11 @@
 """Media sources through PyAV: files (video with its audio track) and network streams (``rtsp://``).
 
 A file is opened twice: one container decodes the video, a second one decodes the audio exactly as
-:func:`edgeaff.runtime.audio.decode_audio` does (best audio stream, libswresample to mono s16 at 16 kHz, then
+:func:`edgeaff.runtime.io.audio_track.decode_audio` does (best audio stream, libswresample to mono s16 at 16 kHz, then
 ``/ 32768``), so the runtime sees the samples ``edgeaff prepare`` saw. Audio is delivered in chunks just ahead of the
 frames that need it (:data:`AUDIO_LEAD_S`), so memory stays bounded however the file interleaves its streams.
 
-A network stream is one container read in a background thread (:class:`~edgeaff.runtime.live_reader.LiveReader`):
+A network stream is one container read in a background thread (:class:`~edgeaff.runtime.io.live_reader.LiveReader`):
 frames and audio in arrival order, with a read time-out.
 """
 
@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.audio import INT16_SCALE
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
-from edgeaff.runtime.live_reader import LiveReader
-from edgeaff.runtime.media import CorruptMediaError, import_av, open_media, opencv_fps
-from edgeaff.runtime.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
+from edgeaff.runtime.io.audio_track import INT16_SCALE
+from edgeaff.runtime.io.live_reader import LiveReader
+from edgeaff.runtime.io.media import CorruptMediaError, import_av, open_media, opencv_fps
+from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 
 # Audio delivered ahead of each frame: the VGGish example of a frame ends 0.975 s after it.
 AUDIO_LEAD_S = 1.25

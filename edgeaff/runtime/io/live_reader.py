@@ -3,7 +3,7 @@
 Cameras and network streams block while waiting for the next frame, and keep producing while the pipeline is
 busy. :class:`LiveReader` runs the blocking producer in a daemon thread and hands its items over through a small
 queue. The consumer waits at most ``timeout_s`` for each item, then raises
-:class:`~edgeaff.runtime.sources.SourceTimeoutError`; the producer's end is the end of the iteration, and a producer
+:class:`~edgeaff.runtime.io.sources.SourceTimeoutError`; the producer's end is the end of the iteration, and a producer
 error is re-raised in the consumer. When the pipeline falls behind, the oldest queued *frame* is dropped (counted in
 :attr:`LiveReader.dropped_frames`) so latency stays bounded; audio chunks are never dropped, as they carry the audio
 timeline.
@@ -15,7 +15,7 @@ import collections
 import threading
 from collections.abc import Callable, Iterator
 
-from edgeaff.runtime.sources import AudioChunk, SourceTimeoutError, VideoFrame
+from edgeaff.runtime.io.sources import AudioChunk, SourceTimeoutError, VideoFrame
 
 Item = VideoFrame | AudioChunk
 

@@ -22,9 +22,8 @@ from typing import Any
 import numpy as np
 
 import edgeaff
-from edgeaff.runtime.paths import engine_cache_dir
-from edgeaff.runtime.probe_model import PROBE_INPUT, PROBE_SHAPE, probe_model_bytes
-from edgeaff.runtime.probes import (
+from edgeaff.doctor.probe_model import PROBE_INPUT, PROBE_SHAPE, probe_model_bytes
+from edgeaff.doctor.probes import (
     SUPPORTED_L4T,
     Finding,
     GpuInfo,
@@ -38,6 +37,7 @@ from edgeaff.runtime.probes import (
     probe_opensmile,
     probe_pyav,
 )
+from edgeaff.runtime.engines.paths import engine_cache_dir
 
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
 COMPONENTS = (

@@ -1,8 +1,8 @@
 """The per-device TensorRT engine cache (``design.md`` §3): engines are built on the target, never shipped.
 
-Engines are identified by :class:`edgeaff.runtime.engine_key.EngineKey` (its fields are listed there).
+Engines are identified by :class:`edgeaff.runtime.engines.key.EngineKey` (its fields are listed there).
 
-Layout of the cache directory (``edgeaff.runtime.paths.engine_cache_dir()`` unless given)::
+Layout of the cache directory (``edgeaff.runtime.engines.paths.engine_cache_dir()`` unless given)::
 
     <graph>.<precision>.<key[:16]>.engine   serialized engine
     <graph>.<precision>.<key[:16]>.json     sidecar: key, key fields, engine sha256 and size, build time, versions
@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 import edgeaff
-from edgeaff.runtime.engine_key import EngineKey, EngineRecord
-from edgeaff.runtime.engine_spec import (
+from edgeaff.runtime.engines.key import EngineKey, EngineRecord
+from edgeaff.runtime.engines.paths import engine_cache_dir
+from edgeaff.runtime.engines.spec import (
     BuildEnvironment,
     EngineBuildError,
     EngineLoadError,
     EngineRequest,
 )
 from edgeaff.runtime.files import atomic_output
-from edgeaff.runtime.paths import engine_cache_dir
 
 log = logging.getLogger("edgeaff.engines")
 T = TypeVar("T")
@@ -75,7 +75,7 @@ class TimingCacheFile:
 
 
 class EngineBuilder(Protocol):
-    """What the cache needs from a builder (TensorRT: :class:`edgeaff.runtime.engine_build.TensorRTBuilder`)."""
+    """What the cache needs from a builder (TensorRT: :class:`edgeaff.runtime.engines.build.TensorRTBuilder`)."""
 
     def environment(self) -> BuildEnvironment:
         """TensorRT version and device the engine is built for."""
@@ -122,7 +122,7 @@ class EngineCache:
     """Engines on disk, keyed by :class:`EngineKey`, built at most once per key at a time.
 
     Args:
-        directory: cache directory (``None``: :func:`edgeaff.runtime.paths.engine_cache_dir`).
+        directory: cache directory (``None``: :func:`edgeaff.runtime.engines.paths.engine_cache_dir`).
         lock_poll_s: how often a process waiting for another one's build checks the lock.
         wait_log_s: how often it says it is still waiting.
     """

@@ -12,7 +12,7 @@ backend        what runs the graphs
 Precision follows the bundle (``docs/export.md``): a precision the bundle was not exported with is refused; for a
 precision it has, each graph uses its variant at that precision where one exists, else its FP32 graph, and the
 summary records which file and precision each graph ran (never silently). The TensorRT backends take their
-requests from :func:`edgeaff.runtime.engine_bundle.bundle_engine_requests`, the function ``edgeaff build-engines``
+requests from :func:`edgeaff.runtime.engines.bundle.bundle_engine_requests`, the function ``edgeaff build-engines``
 uses, so engines built ahead of time are found in the cache. Nothing falls back to another device.
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edgeaff.runtime.artifacts.bundle import PRECISIONS, Bundle
 from edgeaff.runtime.backends.base import Runner
-from edgeaff.runtime.bundle import PRECISIONS, Bundle
 from edgeaff.runtime.errors import InvalidInputError
 
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
@@ -109,7 +109,7 @@ def graph_runner(
         raise InvalidInputError(f"the bundle {bundle.root} has no '{role}' graph (it has {', '.join(bundle.graphs)})")
     count = options.threads if threads is None else threads
     if options.backend in ("ort-trt", "trt"):
-        from edgeaff.runtime.engine_bundle import bundle_engine_requests
+        from edgeaff.runtime.engines.bundle import bundle_engine_requests
 
         engine = bundle_engine_requests(bundle, options.precision, overrides=options.shapes, roles=[role])[0]
         request = engine.request

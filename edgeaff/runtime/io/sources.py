@@ -214,17 +214,17 @@ def open_source(
     if kind is not SourceKind.FOLDER and (fps is not None or audio is not None):
         raise InvalidInputError("--fps and --audio apply to a folder of face images only; media files have their own")
     if kind is SourceKind.FILE:
-        from edgeaff.runtime.media_source import MediaFileSource
+        from edgeaff.runtime.io.media_file import MediaFileSource
 
         return MediaFileSource(target, uri=str(uri), sample_rate=sample_rate)
     if kind is SourceKind.FOLDER:
-        from edgeaff.runtime.folder_source import FaceFolderSource
+        from edgeaff.runtime.io.face_folder import FaceFolderSource
 
         return FaceFolderSource(target, fps=fps, audio=audio, sample_rate=sample_rate, crop_size=crop_size)
     if kind is SourceKind.RTSP:
-        from edgeaff.runtime.media_source import NetworkStreamSource
+        from edgeaff.runtime.io.media_file import NetworkStreamSource
 
         return NetworkStreamSource(target, timeout_s=timeout_s, sample_rate=sample_rate)
-    from edgeaff.runtime.capture_source import CaptureSource
+    from edgeaff.runtime.io.camera import CaptureSource
 
     return CaptureSource(kind, target, uri=str(uri), timeout_s=timeout_s)

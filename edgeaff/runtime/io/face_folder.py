@@ -3,7 +3,7 @@
 Image ``NNNNN.jpg`` is frame ``NNNNN - 1`` at time ``(NNNNN - 1) / fps``; frames run from the first to the highest
 number, and a missing number is a frame without a face (the black crop, as ``edgeaff prepare`` does). Each image is
 already the face, so the face stage is skipped: the crop is the image resized to the model's size with Pillow's
-bicubic filter (:func:`edgeaff.runtime.face_image.resize_face`), exactly as prepared. Audio comes from ``audio``
+bicubic filter (:func:`edgeaff.runtime.faces.image.resize_face`), exactly as prepared. Audio comes from ``audio``
 (any media file with a sound track, e.g. the trial's video), decoded like ``edgeaff prepare`` decodes it.
 """
 
@@ -18,10 +18,10 @@ from types import TracebackType
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.face_image import resize_face
-from edgeaff.runtime.media import probe_media
-from edgeaff.runtime.media_source import AUDIO_LEAD_S, AudioTrackReader
-from edgeaff.runtime.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
+from edgeaff.runtime.faces.image import resize_face
+from edgeaff.runtime.io.media import probe_media
+from edgeaff.runtime.io.media_file import AUDIO_LEAD_S, AudioTrackReader
+from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 
 _NUMBERED = re.compile(r"^(\d+)\.(jpe?g|png|bmp)$", re.IGNORECASE)
 

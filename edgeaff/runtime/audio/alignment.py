@@ -1,7 +1,7 @@
 """Which audio feature row belongs to which video frame / label row (``reference.md`` §4.3-4.4).
 
 The reference aligned audio features to label rows by the label row's index ``i`` and the video's frame rate
-(from OpenCV, see :func:`edgeaff.runtime.media.probe_media`):
+(from OpenCV, see :func:`edgeaff.runtime.io.media.probe_media`):
 
 * MFCC (100 Hz): row ``int(round(i / fps / 0.01))``, the last row when that is past the end.
 * VGGish: example ``i``, the last example when ``i`` is past the end; example ``i`` is the 0.96 s of log-mel frames

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.media import CorruptMediaError, import_av, open_media
+from edgeaff.runtime.io.media import CorruptMediaError, import_av, open_media
 
 INT16_SCALE = 32768.0
 
@@ -44,7 +44,7 @@ def decode_audio(path: str | Path, *, sample_rate: int = 16000) -> np.ndarray:
 
     Raises:
         NoAudioTrackError: the file has no audio stream.
-        MediaNotFoundError, NotMediaError: see :func:`edgeaff.runtime.media.open_media`.
+        MediaNotFoundError, NotMediaError: see :func:`edgeaff.runtime.io.media.open_media`.
         CorruptMediaError: the file cannot be opened or its audio fails to decode (damaged or truncated), or the
             audio stream decodes to no samples.
         InvalidInputError: ``sample_rate`` is not a positive integer.

@@ -2,7 +2,7 @@
 
 Step by step, as openSMILE's components compute it (read from openSMILE 3.0's source):
 
-1. Samples in 16-bit units: the signal (``int16 / 32768``, see :func:`edgeaff.runtime.audio.decode_audio`) is
+1. Samples in 16-bit units: the signal (``int16 / 32768``, see :func:`edgeaff.runtime.io.audio_track.decode_audio`) is
    multiplied by 32768. openSMILE reads ``int16 / 32767`` and its HTK-compatible mel stage multiplies the power by
    ``32767²`` again, so the mel energies are those of the raw 16-bit sample values.
 2. ``cFramer``: frames of ``round(0.025 · sr)`` = 400 samples every ``round(0.010 · sr)`` = 160, the first starting at
@@ -36,7 +36,7 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from edgeaff.runtime.audio_signal import as_signal
+from edgeaff.runtime.audio.signal import as_signal
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.spec import MfccSpec
 

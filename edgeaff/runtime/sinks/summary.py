@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from edgeaff.runtime.stage_timer import StageTimer
+from edgeaff.runtime.pipeline.timing import StageTimer
 
 if TYPE_CHECKING:
-    from edgeaff.runtime.inference_run import InferenceRun
+    from edgeaff.runtime.pipeline.run import InferenceRun
 
 SUMMARY_FORMAT = "edgeaff-infer-summary"
 SUMMARY_SCHEMA_VERSION = 1
@@ -24,7 +24,7 @@ def _latency(timer: StageTimer) -> dict[str, Any] | None:
 
 def build_summary(run: InferenceRun, *, ended: str, wall_s: float) -> dict[str, Any]:
     """The summary document of a finished run."""
-    from edgeaff.runtime.inference_run import versions
+    from edgeaff.runtime.pipeline.run import versions
 
     info, log, options = run.info, run.log, run.options
     frames = len(log)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.engine_spec import DeviceIdentity
+from edgeaff.runtime.engines.spec import DeviceIdentity
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError, require
 
 log = logging.getLogger("edgeaff.tensorrt")

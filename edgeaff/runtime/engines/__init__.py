@@ -1,0 +1,1 @@
+"""TensorRT engines: build spec, cache key, cache, building and the CUDA context."""

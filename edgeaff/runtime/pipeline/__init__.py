@@ -1,0 +1,1 @@
+"""The inference pipeline: graphs, per-frame features, temporal windows and streaming, ensembling."""

@@ -1,0 +1,1 @@
+"""Consumers of predictions: result files, JSON summary, overlay video, plot, live printing."""
