@@ -22,7 +22,7 @@ from edgeaff.runtime.io.audio_track import decode_audio
 from edgeaff.runtime.io.camera import CaptureSource, csi_pipeline
 from edgeaff.runtime.io.live_reader import LiveReader
 from edgeaff.runtime.io.media import CorruptMediaError, NotMediaError
-from edgeaff.runtime.io.media_file import NetworkStreamSource
+from edgeaff.runtime.io.network import NetworkStreamSource
 from edgeaff.runtime.io.sources import AudioChunk, SourceKind, SourceTimeoutError, VideoFrame, classify, open_source
 
 cv2 = pytest.importorskip("cv2")
@@ -51,7 +51,8 @@ def test_uri_classification(tmp_path: Path) -> None:
     assert classify("/dev/video2") == (SourceKind.CAMERA, "/dev/video2")
     assert classify("csi://1?width=1920") == (SourceKind.CSI, "1?width=1920")
     assert classify("rtsp://cam.local:554/stream")[0] is SourceKind.RTSP
-    for bad in ("http://x/y.mp4", str(tmp_path / "missing.mp4"), "csi://front"):
+    assert classify("https://cam.local/live.m3u8") == (SourceKind.HTTP, "https://cam.local/live.m3u8")
+    for bad in ("ftp://x/y.mp4", "srt://x:9000", str(tmp_path / "missing.mp4"), "csi://front"):
         with pytest.raises(InvalidInputError):
             classify(bad)
 

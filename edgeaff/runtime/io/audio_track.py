@@ -1,25 +1,32 @@
-"""Audio decoding: any common container to the mono 16 kHz signal both audio features start from.
+"""Audio decoding: any common container (or PCM an application hands over) to the mono 16 kHz signal both audio
+features start from.
 
 The reference converted each video with ``ffmpeg -i in -ac 1 -ar 16000 -f wav out`` (16-bit PCM) and read the wav
-as ``int16 / 32768`` (``reference.md`` §4.3-4.4). :func:`decode_audio` does the same in-process with PyAV: FFmpeg's
-own resampler (libswresample, via ``av.AudioResampler``) mixes to mono, resamples and converts to signed 16-bit
-exactly where the CLI would, then the samples are divided by 32768. Measured against the ffmpeg 5.1 CLI on files
-made for the tests: AAC-in-mp4 is bit-identical; PCM-in-avi and Opus-in-webm differ by at most 2 LSB (resampler
-versions). AAC-in-Matroska differs in its first 1024 samples because newer FFmpeg (the one inside PyAV) trims the
-AAC encoder delay there and FFmpeg 5.1 did not.
+as ``int16 / 32768`` (``reference.md`` §4.3-4.4). :class:`MonoResampler` is that rule in-process, and the only copy
+of it: FFmpeg's own resampler (libswresample, via ``av.AudioResampler``) mixes to mono, resamples and converts to
+signed 16-bit exactly where the CLI would, then the samples are divided by 32768. Files (:func:`decode_audio`,
+:class:`AudioTrackReader`), network streams and PCM pushed by an application all go through it. Measured against
+the ffmpeg 5.1 CLI on files made for the tests: AAC-in-mp4 is bit-identical; PCM-in-avi and Opus-in-webm differ by
+at most 2 LSB (resampler versions). AAC-in-Matroska differs in its first 1024 samples because newer FFmpeg (the one
+inside PyAV) trims the AAC encoder delay there and FFmpeg 5.1 did not.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.io.media import CorruptMediaError, import_av, open_media
+from edgeaff.runtime.io.media import CorruptMediaError, ffmpeg_reason, import_av, open_media
 
 INT16_SCALE = 32768.0
+# Audio a file source delivers ahead of each frame: the VGGish example of a frame ends 0.975 s after it.
+AUDIO_LEAD_S = 1.25
+# Channel layouts FFmpeg names by count, for PCM handed over as arrays.
+_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
 
 
 class NoAudioTrackError(InvalidInputError):
@@ -27,6 +34,103 @@ class NoAudioTrackError(InvalidInputError):
 
     Catch it to treat such a file as video-only (e.g. skip it, or run a visual-only model).
     """
+
+
+class MonoResampler:
+    """PyAV audio frames (any format, layout and rate) to mono float32 samples at ``sample_rate``, via int16.
+
+    Stateful like libswresample itself: feed frames in order, then :meth:`flush` once at the end.
+    """
+
+    def __init__(self, sample_rate: int = 16000) -> None:
+        self.sample_rate = sample_rate
+        self._resampler: Any = import_av().AudioResampler(format="s16", layout="mono", rate=sample_rate)
+
+    def resample(self, frame: Any) -> np.ndarray:
+        """Samples of one decoded frame (possibly empty while the resampler fills its filter)."""
+        return _joined(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        """The samples still held in the resampler."""
+        return _joined(self._resampler.resample(None))
+
+    def resample_array(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """Samples of PCM handed over as an array: (n,) mono or (n, channels), float in [-1, 1] or int16.
+
+        Raises:
+            InvalidInputError: another shape or dtype, more than 8 channels, a bad rate, or non-finite samples.
+        """
+        av = import_av()
+        array = np.asarray(samples)
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= int(rate) <= 768_000:
+            raise InvalidInputError(f"the audio sample rate must be an integer in Hz (1000..768000), got {rate!r}")
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2 or not 1 <= array.shape[1] <= len(_LAYOUTS):
+            raise InvalidInputError(
+                f"audio must be (samples,) mono or (samples, channels) with 1..8 channels, got shape {samples.shape}"
+            )
+        if array.dtype == np.int16:
+            pcm, fmt = np.ascontiguousarray(array), "s16"
+        elif np.issubdtype(array.dtype, np.floating):
+            if not np.isfinite(array).all():
+                raise InvalidInputError("the audio holds NaN or infinite samples")
+            pcm, fmt = np.ascontiguousarray(array, dtype=np.float32), "flt"
+        else:
+            raise InvalidInputError(f"audio samples must be float in [-1, 1] or int16, got {array.dtype}")
+        if pcm.shape[0] == 0:
+            return np.zeros(0, np.float32)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format=fmt, layout=_LAYOUTS[pcm.shape[1]])
+        frame.sample_rate = int(rate)
+        return self.resample(frame)
+
+
+def _joined(frames: list[Any]) -> np.ndarray:
+    parts = [np.asarray(out.to_ndarray(), dtype=np.int16).reshape(-1) for out in frames]
+    pcm = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    return (pcm.astype(np.float32) / np.float32(INT16_SCALE)).astype(np.float32, copy=False)
+
+
+class AudioTrackReader:
+    """A file's best audio track decoded to mono float32 chunks (one per decoded audio frame), in order.
+
+    Args:
+        path: a video or audio file.
+        sample_rate: output rate in Hz.
+    """
+
+    def __init__(self, path: str | Path, *, sample_rate: int = 16000) -> None:
+        self.path = Path(path)
+        self.sample_rate = sample_rate
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Chunks of samples in order.
+
+        Raises:
+            NoAudioTrackError: the file has no audio stream.
+            CorruptMediaError: the audio fails to decode (damaged or truncated).
+        """
+        av = import_av()
+        done = 0
+        with open_media(self.path) as container:
+            if not container.streams.audio:
+                raise NoAudioTrackError(
+                    f"{self.path}: has no audio track, so MFCC/VGGish features cannot be computed; "
+                    "use a file with sound or a visual-only model"
+                )
+            stream = container.streams.best("audio")
+            resampler = MonoResampler(self.sample_rate)
+            try:
+                for frame in container.decode(stream):
+                    chunk = resampler.resample(frame)
+                    done += len(chunk)
+                    yield chunk
+                yield resampler.flush()
+            except av.error.FFmpegError as exc:
+                raise CorruptMediaError(
+                    f"{self.path}: audio decoding failed after {done / self.sample_rate:.2f} s "
+                    f"({ffmpeg_reason(exc)}); the file is damaged or truncated: re-download it or re-encode its audio"
+                ) from None
 
 
 def decode_audio(path: str | Path, *, sample_rate: int = 16000) -> np.ndarray:
@@ -56,33 +160,7 @@ def decode_audio(path: str | Path, *, sample_rate: int = 16000) -> np.ndarray:
     """
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
         raise InvalidInputError(f"sample_rate must be a positive integer in Hz, got {sample_rate!r}")
-    av = import_av()
-    chunks: list[np.ndarray] = []
-    with open_media(path) as container:
-        if not container.streams.audio:
-            raise NoAudioTrackError(
-                f"{path}: has no audio track, so MFCC/VGGish features cannot be computed; "
-                "use a file with sound or a visual-only model"
-            )
-        stream = container.streams.best("audio")
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=sample_rate)
-        try:
-            for frame in container.decode(stream):
-                chunks.extend(_samples(out) for out in resampler.resample(frame))
-            chunks.extend(_samples(out) for out in resampler.resample(None))
-        except av.error.FFmpegError as exc:
-            done = sum(len(c) for c in chunks) / sample_rate
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise CorruptMediaError(
-                f"{path}: audio decoding failed after {done:.2f} s ({reason}); the file is damaged or truncated: "
-                "re-download it or re-encode its audio"
-            ) from None
-    if not chunks or sum(len(c) for c in chunks) == 0:
+    chunks = [chunk for chunk in AudioTrackReader(path, sample_rate=sample_rate).chunks() if chunk.size]
+    if not chunks:
         raise CorruptMediaError(f"{path}: the audio track decodes to no samples; re-encode the file's audio")
-    pcm = np.concatenate(chunks)
-    return (pcm.astype(np.float32) / np.float32(INT16_SCALE)).astype(np.float32, copy=False)
-
-
-def _samples(frame: Any) -> np.ndarray:
-    """Packed mono s16 samples of a resampled PyAV frame."""
-    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
+    return np.concatenate(chunks)

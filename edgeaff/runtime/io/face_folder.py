@@ -19,8 +19,8 @@ import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces.image import resize_face
+from edgeaff.runtime.io.audio_track import AUDIO_LEAD_S, AudioTrackReader
 from edgeaff.runtime.io.media import probe_media
-from edgeaff.runtime.io.media_file import AUDIO_LEAD_S, AudioTrackReader
 from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 
 _NUMBERED = re.compile(r"^(\d+)\.(jpe?g|png|bmp)$", re.IGNORECASE)

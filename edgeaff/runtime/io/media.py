@@ -141,6 +141,11 @@ def open_media(path: str | Path) -> Iterator[Any]:
         container.close()
 
 
+def ffmpeg_reason(exc: BaseException) -> str:
+    """The readable part of an FFmpeg (PyAV) error: its strerror when it has one."""
+    return str(getattr(exc, "strerror", None) or exc)
+
+
 def _rate(value: Any) -> float:
     """A fraction-like rate as float; 0.0 when unset."""
     if value is None:

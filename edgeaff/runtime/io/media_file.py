@@ -1,77 +1,28 @@
-"""Media sources through PyAV: files (video with its audio track) and network streams (``rtsp://``).
+"""A media file as a source, decoded with PyAV: its video frames, and its audio track.
 
-A file is opened twice: one container decodes the video, a second one decodes the audio exactly as
+The file is opened twice: one container decodes the video, a second one decodes the audio exactly as
 :func:`edgeaff.runtime.io.audio_track.decode_audio` does (best audio stream, libswresample to mono s16 at 16 kHz, then
 ``/ 32768``), so the runtime sees the samples ``edgeaff prepare`` saw. Audio is delivered in chunks just ahead of the
 frames that need it (:data:`AUDIO_LEAD_S`), so memory stays bounded however the file interleaves its streams.
-
-A network stream is one container read in a background thread (:class:`~edgeaff.runtime.io.live_reader.LiveReader`):
-frames and audio in arrival order, with a read time-out.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
-from edgeaff.runtime.io.audio_track import INT16_SCALE
-from edgeaff.runtime.io.live_reader import LiveReader
-from edgeaff.runtime.io.media import CorruptMediaError, import_av, open_media, opencv_fps
+from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.io.audio_track import AUDIO_LEAD_S, AudioTrackReader
+from edgeaff.runtime.io.media import CorruptMediaError, ffmpeg_reason, import_av, open_media, opencv_fps
 from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 
-# Audio delivered ahead of each frame: the VGGish example of a frame ends 0.975 s after it.
-AUDIO_LEAD_S = 1.25
 # Frames a file may come up short of its recorded frame count before it counts as truncated.
 FRAME_COUNT_SLACK = 2
-
-
-def _samples(frame: Any) -> np.ndarray:
-    pcm = np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
-    return (pcm.astype(np.float32) / np.float32(INT16_SCALE)).astype(np.float32, copy=False)
-
-
-def _reason(exc: BaseException) -> str:
-    return str(getattr(exc, "strerror", None) or exc)
-
-
-class AudioTrackReader:
-    """Decode a file's audio track to mono float32 chunks, sample-identical to ``decode_audio``."""
-
-    def __init__(self, path: Path, *, sample_rate: int) -> None:
-        self.path = path
-        self.sample_rate = sample_rate
-
-    def chunks(self) -> Iterator[np.ndarray]:
-        """Chunks of samples in order (one per decoded audio frame).
-
-        Raises:
-            CorruptMediaError: the audio fails to decode (damaged or truncated).
-        """
-        av = import_av()
-        done = 0
-        with open_media(self.path) as container:
-            stream = container.streams.best("audio")
-            resampler = av.AudioResampler(format="s16", layout="mono", rate=self.sample_rate)
-            try:
-                for frame in container.decode(stream):
-                    for out in resampler.resample(frame):
-                        chunk = _samples(out)
-                        done += len(chunk)
-                        yield chunk
-                for out in resampler.resample(None):
-                    yield _samples(out)
-            except av.error.FFmpegError as exc:
-                raise CorruptMediaError(
-                    f"{self.path}: audio decoding failed after {done / self.sample_rate:.2f} s ({_reason(exc)}); the "
-                    "file is damaged or truncated: re-download it or re-encode it"
-                ) from None
 
 
 class MediaFileSource:
@@ -149,8 +100,8 @@ class MediaFileSource:
                 previous = t_s
         except av.error.FFmpegError as exc:
             raise CorruptMediaError(
-                f"{self.path}: video decoding failed after {decoded} frames ({_reason(exc)}); the file is damaged or "
-                "truncated: re-download it or re-encode it"
+                f"{self.path}: video decoding failed after {decoded} frames ({ffmpeg_reason(exc)}); the file is "
+                "damaged or truncated: re-download it or re-encode it"
             ) from None
         self._check_complete(decoded)
         if audio is not None:
@@ -167,125 +118,3 @@ class MediaFileSource:
                 f"{self.path}: only {decoded} of the {expected} frames the file declares could be decoded; it is "
                 "truncated or damaged: re-download it or re-encode it"
             )
-
-
-def _to_float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-class NetworkStreamSource:
-    """A network stream (``rtsp://``, or anything else FFmpeg opens) read live with PyAV in a background thread.
-
-    Frame times are the stream's presentation times from the first frame. Audio, if the stream has it, is aligned
-    to the first video frame by its own timestamps (leading audio is dropped, a late audio start is padded with
-    silence).
-    """
-
-    def __init__(self, url: str, *, timeout_s: float = 10.0, sample_rate: int = 16000) -> None:
-        self.url = url
-        self.timeout_s = timeout_s
-        self.sample_rate = sample_rate
-        self._container: Any = None
-        self._reader: LiveReader | None = None
-        name = safe_name(url.split("://", 1)[-1])
-        self.info = SourceInfo(SourceKind.RTSP, url, name, True, False, None, None, None)
-
-    @property
-    def dropped_frames(self) -> int:
-        """Frames dropped because the pipeline fell behind."""
-        return 0 if self._reader is None else self._reader.dropped_frames
-
-    def __enter__(self) -> NetworkStreamSource:
-        av = import_av()
-        options = {"rtsp_transport": "tcp"} if self.url.lower().startswith("rtsp") else {}
-        try:
-            # FFmpeg's own read time-out is longer than the reader's, so a silent stream is reported as a time-out
-            self._container = av.open(
-                self.url, mode="r", options=options, timeout=(self.timeout_s, 2 * self.timeout_s + 1)
-            )
-        except av.error.FFmpegError as exc:
-            raise EdgeaffError(
-                f"cannot open the stream {self.url} ({_reason(exc)}); check the URL and the network"
-            ) from None
-        if not self._container.streams.video:
-            self._container.close()
-            raise InvalidInputError(f"{self.url}: the stream has no video")
-        video = self._container.streams.video[0]
-        has_audio = bool(self._container.streams.audio)
-        fps = opencv_fps(video)
-        self.info = SourceInfo(
-            kind=SourceKind.RTSP,
-            uri=self.url,
-            name=self.info.name,
-            live=True,
-            has_audio=has_audio,
-            audio_note=None if has_audio else "the stream has no audio track",
-            fps=fps if fps > 0 else None,
-            frame_count=None,
-            width=int(video.codec_context.width) or None,
-            height=int(video.codec_context.height) or None,
-        )
-        self._reader = LiveReader(self._produce, timeout_s=self.timeout_s, what=self.url)
-        self._reader.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        # The reader thread owns the open container and closes it when it stops (closing it here, under a read
-        # in progress, would not be safe).
-        if self._reader is not None:
-            self._reader.stop()
-
-    def __iter__(self) -> Iterator[VideoFrame | AudioChunk]:
-        if self._reader is None:
-            raise RuntimeError("NetworkStreamSource: use it in a 'with' block before iterating")
-        return iter(self._reader)
-
-    def _produce(self, stopping: Callable[[], bool]) -> Iterator[VideoFrame | AudioChunk]:
-        av = import_av()
-        streams: dict[str, int] = {"video": 0}
-        if self.info.has_audio:
-            streams["audio"] = 0
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=self.sample_rate)
-        first_video: float | None = None
-        aligned = False  # the first delivered audio sample has been placed on the video timeline
-        index = 0
-        container = self._container
-        try:
-            for frame in container.decode(**streams):
-                if stopping():
-                    return
-                t_s = _to_float(frame.time)
-                if isinstance(frame, av.VideoFrame):
-                    if first_video is None:
-                        first_video = t_s if t_s is not None else 0.0
-                    stamp = (t_s - first_video) if t_s is not None else index / (self.info.fps or 30.0)
-                    yield VideoFrame(index, stamp, frame.to_ndarray(format="bgr24"), time.perf_counter())
-                    index += 1
-                    continue
-                if first_video is None:
-                    continue  # audio before the first picture: nothing to align it with yet
-                for out in resampler.resample(frame):
-                    samples = _samples(out)
-                    if not aligned:
-                        start = t_s if t_s is not None else first_video
-                        gap = round((start - first_video) * self.sample_rate)
-                        if gap > 0:
-                            yield AudioChunk(np.zeros(gap, dtype=np.float32))
-                        elif gap < 0:
-                            samples = samples[-gap:]
-                        aligned = True
-                    if samples.size:
-                        yield AudioChunk(samples)
-        except av.error.FFmpegError as exc:
-            if stopping():
-                return
-            raise EdgeaffError(f"{self.url}: the stream failed after {index} frames ({_reason(exc)})") from None
-        finally:
-            self._container = None
-            container.close()

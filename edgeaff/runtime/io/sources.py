@@ -4,14 +4,14 @@
 sources with sound, :class:`AudioChunk` items (mono float32 at the feature sample rate) interleaved ahead of the
 frames that need them. Supported URIs:
 
-==========================  =====================================================================================
-``clip.mp4``, ``file://…``  a media file (mp4, avi, mkv, webm, …) decoded with PyAV, with its audio track
-``cropped_aligned/<trial>`` a folder of aligned face images ``00001.jpg`` … (Aff-Wild2 layout); needs ``fps`` and
-                            takes its audio from ``audio`` (any media file), if given
-``0``, ``/dev/video0``      a camera through OpenCV (V4L2 on Linux)
-``csi://0``                 a Jetson CSI camera: a GStreamer ``nvarguscamerasrc`` pipeline through OpenCV
-``rtsp://…``                a network stream through PyAV (with its audio track, if it has one)
-==========================  =====================================================================================
+=============================  ==================================================================================
+``clip.mp4``, ``file://…``     a media file (mp4, avi, mkv, webm, …) decoded with PyAV, with its audio track
+``cropped_aligned/<trial>``    a folder of aligned face images ``00001.jpg`` … (Aff-Wild2 layout); needs ``fps``
+                               and takes its audio from ``audio`` (any media file), if given
+``0``, ``/dev/video0``         a camera through OpenCV (V4L2 on Linux)
+``csi://0``                    a Jetson CSI camera: a GStreamer ``nvarguscamerasrc`` pipeline through OpenCV
+``rtsp://…``, ``http(s)://…``  a network stream through PyAV (with its audio track, if it has one)
+=============================  ==================================================================================
 
 Timestamps: files give the container's presentation time of each frame (variable frame rates included, nothing
 assumes a rate); network streams give their stream time from the first frame; OpenCV cameras give the arrival
@@ -42,6 +42,7 @@ class SourceKind(str, enum.Enum):
     CAMERA = "camera"
     CSI = "csi"
     RTSP = "rtsp"
+    HTTP = "http"
     PREPARED = "prepared"
 
 
@@ -144,6 +145,9 @@ def safe_name(text: str) -> str:
     return cleaned or "source"
 
 
+_NETWORK = ((("rtsp://", "rtsps://"), SourceKind.RTSP), (("http://", "https://"), SourceKind.HTTP))
+
+
 def classify(uri: str) -> tuple[SourceKind, str]:
     """The kind of source a URI names, and its target (path, device, sensor id or URL).
 
@@ -152,8 +156,9 @@ def classify(uri: str) -> tuple[SourceKind, str]:
     """
     text = str(uri).strip()
     lowered = text.lower()
-    if lowered.startswith(("rtsp://", "rtsps://")):
-        return SourceKind.RTSP, text
+    for prefixes, kind in _NETWORK:
+        if lowered.startswith(prefixes):
+            return kind, text
     if lowered.startswith("csi://"):
         sensor = text[len("csi://") :]
         if not sensor.partition("?")[0].isdigit():
@@ -169,7 +174,7 @@ def classify(uri: str) -> tuple[SourceKind, str]:
         scheme = text.split("://", 1)[0]
         raise InvalidInputError(
             f"unsupported source scheme '{scheme}://'; use a file, a folder of face images, a camera (0, /dev/video0),"
-            " csi://N or rtsp://…"
+            " csi://N, rtsp://… or http(s)://…"
         )
     path = Path(text)
     if path.is_dir():
@@ -221,8 +226,8 @@ def open_source(
         from edgeaff.runtime.io.face_folder import FaceFolderSource
 
         return FaceFolderSource(target, fps=fps, audio=audio, sample_rate=sample_rate, crop_size=crop_size)
-    if kind is SourceKind.RTSP:
-        from edgeaff.runtime.io.media_file import NetworkStreamSource
+    if kind in (SourceKind.RTSP, SourceKind.HTTP):
+        from edgeaff.runtime.io.network import NetworkStreamSource
 
         return NetworkStreamSource(target, timeout_s=timeout_s, sample_rate=sample_rate)
     from edgeaff.runtime.io.camera import CaptureSource
