@@ -162,17 +162,16 @@ def _holdout(holdout: Path, settings: DemoSettings) -> None:
 
 def _infer(holdout: Path, bundle: Path, predictions: Path, say: Step) -> dict[str, Any]:
     """``edgeaff infer`` (torch-free runtime) on the held-out video, FP32 and INT8, scored against its labels."""
-    from edgeaff.runtime.backends.graphs import BackendOptions
+    from edgeaff.runtime import Pipeline, write_results
     from edgeaff.runtime.metrics import ccc
-    from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
 
     manifest = json.loads((holdout / "synth.json").read_text())
     video = holdout / manifest["videos"][HOLDOUT_VIDEO]["path"]
     labels = manifest["trials"][HOLDOUT_VIDEO]
     report: dict[str, Any] = {"video": str(video)}
     for precision in ("fp32", "int8"):
-        options = InferOptions(backend=BackendOptions(precision=precision), name=f"{HOLDOUT_VIDEO}.{precision}")
-        result = infer_source(video, bundle, predictions, options=options, echo=say)
+        with Pipeline(bundle, precision=precision, on_note=say) as pipeline:
+            result = write_results(pipeline.run(video), predictions, name=f"{HOLDOUT_VIDEO}.{precision}", echo=say)
         rows = _read_predictions(result.paths["csv"])
         frames = min(len(rows["valence"]), len(labels["valence"]))
         report[precision] = {

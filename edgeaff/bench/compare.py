@@ -26,8 +26,7 @@ import numpy as np
 
 from edgeaff.bench.components import open_runner, synthetic_crops, synthetic_window
 from edgeaff.bench.stats import PairedTiming, Repeats, time_interleaved
-from edgeaff.runtime.artifacts.bundle import Bundle, zero_stream_state
-from edgeaff.runtime.backends.graphs import BackendOptions
+from edgeaff.runtime import Backend, BackendOptions, Bundle, OrtRunner, zero_stream_state
 from edgeaff.runtime.errors import EdgeaffError
 
 
@@ -106,7 +105,7 @@ def precision_comparisons(
                         name=f"{role}_{precision}_vs_fp32",
                         labels=(f"{role} {precision}", f"{role} fp32"),
                         frames=(batch, batch),
-                        note=f"{options.backend}, batch {batch}",
+                        note=f"{options.backend.value}, batch {batch}",
                     )
                 )
     return results, skipped
@@ -124,10 +123,10 @@ def tensorrt_vs_onnxruntime(
     skipped: list[Skipped] = []
     with contextlib.ExitStack() as stack:
         try:
-            native = open_runner(bundle, "visual", dataclasses.replace(options, backend="trt"), stack)
+            native = open_runner(bundle, "visual", dataclasses.replace(options, backend=Backend.TRT), stack)
         except EdgeaffError as exc:
             return [], [Skipped(what, f"native TensorRT is not usable here: {exc}")]
-        for backend in ("ort-trt", "ort-cuda"):
+        for backend in (Backend.ORT_TRT, Backend.ORT_CUDA):
             try:
                 with contextlib.ExitStack() as inner:
                     other = open_runner(bundle, "visual", dataclasses.replace(options, backend=backend), inner)
@@ -136,14 +135,14 @@ def tensorrt_vs_onnxruntime(
                             lambda: native.infer(feed),
                             lambda other=other: other.infer(feed),  # type: ignore[misc]
                             repeats,
-                            name=f"visual_trt_vs_{backend}",
-                            labels=("visual, native TensorRT", f"visual, {backend}"),
+                            name=f"visual_trt_vs_{backend.value}",
+                            labels=("visual, native TensorRT", f"visual, {backend.value}"),
                             frames=(batch, batch),
                             note=f"{options.precision}, batch {batch}",
                         )
                     )
             except EdgeaffError as exc:
-                skipped.append(Skipped(f"visual_trt_vs_{backend}", f"{backend} is not usable here: {exc}"))
+                skipped.append(Skipped(f"visual_trt_vs_{backend.value}", f"{backend.value} is not usable here: {exc}"))
     return results, skipped
 
 
@@ -163,8 +162,6 @@ def compare_graph_files(
     Returns:
         (the paired timing, the max abs difference between the first outputs of the two graphs).
     """
-    from edgeaff.runtime.backends.ort import OrtRunner
-
     with OrtRunner(candidate, threads=threads) as a, OrtRunner(baseline, threads=threads) as b:
         first_a = next(iter(a.infer(feed).values()))
         first_b = next(iter(b.infer(feed).values()))

@@ -17,10 +17,19 @@ from typing import Any
 import numpy as np
 
 from edgeaff.bench.stats import LatencyStats, Repeats, latency_stats, time_calls
-from edgeaff.runtime.artifacts.bundle import Bundle
-from edgeaff.runtime.backends.base import Runner
-from edgeaff.runtime.backends.graphs import BackendOptions, graph_runner
-from edgeaff.runtime.io.sources import AudioChunk, Source
+from edgeaff.runtime import (
+    AudioChunk,
+    BackendOptions,
+    Bundle,
+    CausalCccCentering,
+    LogMelStream,
+    Mfcc39Stream,
+    Runner,
+    Source,
+    bundle_dimension_plans,
+    ccc_centering,
+    graph_runner,
+)
 
 SYNTHETIC_SEED = 20211
 
@@ -52,9 +61,6 @@ def audio_front_ends(
     Each timed sweep feeds every chunk to a fresh stream (as one pass of the pipeline does); ``frames`` counts the
     video frames the audio covers, so ``ms_per_frame`` is comparable with the other stages.
     """
-    from edgeaff.runtime.audio.logmel import LogMelStream
-    from edgeaff.runtime.audio.mfcc import Mfcc39Stream
-
     spec = bundle.feature_spec
     seconds = sum(chunk.size for chunk in chunks) / float(spec.mfcc.sample_rate)
     frames_per_sweep = round(seconds * (fps or 30.0))
@@ -140,28 +146,30 @@ def network_stages(
 def ensemble_stages(bundle: Bundle, repeats: Repeats, *, frames: int, clip: str = "late") -> dict[str, LatencyStats]:
     """Fold ensembling of every dimension: ``ensemble_offline`` once over ``frames`` frames, ``ensemble_causal``
     per frame (the streaming merge), on synthetic fold predictions."""
-    from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
-    from edgeaff.runtime.pipeline.plan import plan_models
-
-    plans = plan_models(bundle.models, audio=bundle.multimodal)
+    plans = bundle_plans(bundle)
     rng = np.random.default_rng(SYNTHETIC_SEED)
     raw = np.cumsum(rng.normal(0.0, 0.02, (frames, len(bundle.models))), axis=0)
 
     def offline() -> None:
-        for plan in plans:
-            ccc_centering(raw[:, list(plan.indices)].T, clip=clip)
+        for indices in plans.values():
+            ccc_centering(raw[:, indices].T, clip=clip)
 
     offline_ms = time_calls(offline, repeats)
-    mergers = {plan.dimension: CausalCccCentering(len(plan.indices), clip=clip) for plan in plans}
+    mergers = {dimension: CausalCccCentering(len(indices), clip=clip) for dimension, indices in plans.items()}
     row = iter(range(10**12))
 
     def causal() -> None:
         values = raw[next(row) % frames]
-        for plan in plans:
-            mergers[plan.dimension].update(values[list(plan.indices)])
+        for dimension, indices in plans.items():
+            mergers[dimension].update(values[indices])
 
     causal_ms = time_calls(causal, repeats.with_minimum(frames))
     return {
         "ensemble_offline": latency_stats(offline_ms, frames=frames * len(offline_ms)),
         "ensemble_causal": latency_stats(causal_ms, frames=len(causal_ms)),
     }
+
+
+def bundle_plans(bundle: Bundle) -> dict[str, list[int]]:
+    """The models each dimension ensembles for a source with audio: ``{dimension: [model index, ...]}``."""
+    return {plan.dimension: list(plan.indices) for plan in bundle_dimension_plans(bundle)}

@@ -23,10 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.backends.base import Runner, TensorSpec
-from edgeaff.runtime.faces.detection import FaceDetection
-from edgeaff.runtime.faces.stage import FaceResult, FaceStage
-from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime import FaceDetection, FaceResult, FaceStage, Runner, StageTimer, TensorSpec
 
 
 class _FrameClock:

@@ -1,16 +1,17 @@
-"""End-to-end measurement: the runtime's own ``edgeaff infer`` pipeline, run repeatedly over one source.
+"""End-to-end measurement: the public :class:`~edgeaff.runtime.Pipeline`, run repeatedly over one source.
 
-:class:`PipelineSession` opens a bundle's graphs once (as ``edgeaff infer`` does for one run) and then runs
-:class:`~edgeaff.runtime.pipeline.run.InferenceRun` over the source as many times as asked, each pass reading,
-detecting, embedding, windowing or streaming, ensembling and writing exactly as ``edgeaff infer`` would. Stage times
-come from the run's :class:`~edgeaff.runtime.pipeline.timing.StageTimer`, refined by :mod:`edgeaff.bench.instrument`
-(face detection / tracking / alignment, GPU copies). Warm-up passes cover the first frames of the source only.
+:class:`PipelineSession` opens a pipeline once (its graph sessions) and runs it over the source as many times as
+asked, each pass reading, detecting, embedding, windowing or streaming, ensembling and writing the result files
+exactly as ``edgeaff infer`` does (:func:`~edgeaff.runtime.write_results`): nothing of infer's logic is copied
+here. Stage times come from the run's :class:`~edgeaff.runtime.StageTimer`, refined through the pipeline's
+instrument hook by :mod:`edgeaff.bench.instrument` (face detection / tracking / alignment, GPU copies). Warm-up
+passes cover the first frames of the source only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -21,14 +22,66 @@ import numpy as np
 from edgeaff.bench.instrument import TimedFaceStage, TimedRunner
 from edgeaff.bench.stamp import peak_rss_mib
 from edgeaff.bench.stats import LatencyStats, Repeats, latency_stats
-from edgeaff.runtime.artifacts.bundle import Bundle
-from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.faces import FaceStage
-from edgeaff.runtime.io.sources import Source, SourceInfo, SourceKind
-from edgeaff.runtime.pipeline.infer import Graphs, InferOptions, open_graphs
-from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime import (
+    Bundle,
+    FaceStage,
+    InvalidInputError,
+    Outputs,
+    Pipeline,
+    PipelineOptions,
+    Prediction,
+    Runner,
+    Source,
+    SourceInfo,
+    StageTimer,
+    write_results,
+)
 
 WARMUP_PASS_FRAMES = 64  # enough to run every graph and stage at least once
+
+
+class BenchInstrument:
+    """The pipeline's instrument hook: wraps each runner and the face stage in their timed forms."""
+
+    def __init__(self) -> None:
+        self.runners: list[TimedRunner] = []
+        self.face_stage: TimedFaceStage | None = None
+
+    def runner(self, role: str, runner: Runner) -> Runner:
+        """A :class:`TimedRunner` around the pipeline's runner."""
+        wrapped = TimedRunner(runner, role)
+        self.runners.append(wrapped)
+        return wrapped
+
+    def faces(self, stage: FaceStage) -> FaceStage:
+        """A :class:`TimedFaceStage` around the pipeline's face stage."""
+        self.face_stage = TimedFaceStage(stage)
+        return cast(FaceStage, self.face_stage)
+
+    def record_into(self, timer: StageTimer) -> None:
+        """Record the finer stages of the next pass into ``timer``."""
+        for runner in self.runners:
+            runner.timer = timer
+        if self.face_stage is not None:
+            self.face_stage.timer = timer
+
+
+class _Values:
+    """A sink that keeps each prediction's merged values (the pass's output, for checks)."""
+
+    stage = "collect"
+
+    def __init__(self) -> None:
+        self.rows: list[list[float]] = []
+        self.dimensions: tuple[str, ...] = ()
+
+    def write(self, prediction: Prediction) -> None:
+        values = prediction.values
+        self.dimensions = tuple(values)
+        self.rows.append(list(values.values()))
+
+    def finish(self) -> dict[str, Any]:
+        return {}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +103,7 @@ class PassResult:
     @property
     def wall_s(self) -> float:
         """Seconds the pass took (source opened to results written)."""
-        return float(self.summary["wall_s"])
+        return float(self.summary["pass_wall_s"])
 
 
 class PipelineSession:
@@ -58,8 +111,8 @@ class PipelineSession:
 
     Args:
         bundle: a loaded bundle.
-        open_source: opens the source anew for each pass (the same callable ``edgeaff infer`` uses to re-read it).
-        options: the ``edgeaff infer`` options (backend, precision, mode, face detector, visual batch, ...).
+        source: the source's path or URI, or a callable that makes a new :class:`Source` for each pass.
+        options: the pipeline's options (backend, precision, mode, face detector, visual batch, ...).
         out_dir: where each pass writes its result files (overwritten by the next pass).
 
     Raises (on ``__enter__``):
@@ -67,59 +120,54 @@ class PipelineSession:
     """
 
     def __init__(
-        self, bundle: Bundle, open_source: Callable[[], Source], *, options: InferOptions, out_dir: Path
+        self, bundle: Bundle, source: str | Path | Callable[[], Source], *, options: PipelineOptions, out_dir: Path
     ) -> None:
         self.bundle = bundle
-        self.open_source = open_source
+        self.source = source
         self.options = options
         self.out_dir = out_dir
         self.notes: list[str] = []
         self.info: SourceInfo | None = None
-        self.mode = options.mode or "offline"
-        self.graphs: Graphs | None = None
-        self.faces: TimedFaceStage | None = None
-        self.runners: list[TimedRunner] = []
-        self._stack = contextlib.ExitStack()
+        self.instrument = BenchInstrument()
+        self.pipeline: Pipeline | None = None
+
+    @property
+    def faces(self) -> TimedFaceStage | None:
+        """The timed face stage (once a pass has needed one)."""
+        return self.instrument.face_stage
+
+    @property
+    def runners(self) -> list[TimedRunner]:
+        """The timed runners of every graph opened so far."""
+        return self.instrument.runners
+
+    def _open_source(self) -> Any:
+        return self.source() if callable(self.source) else self.source
 
     def __enter__(self) -> PipelineSession:
-        with self.open_source() as source:
-            info = source.info
+        pipeline = Pipeline(self.bundle, options=self.options, instrument=self.instrument, on_note=self._note)
+        try:
+            with pipeline.run(self._open_source()) as probe:
+                info = probe.info
+        except BaseException:
+            pipeline.close()
+            raise
         if info.live:
+            pipeline.close()
             raise InvalidInputError(
                 f"{info.uri} is a live source; edgeaff bench measures a file or folder it can read repeatedly "
                 "(for a camera, run edgeaff infer --live and read the timing in its summary JSON)"
             )
         self.info = info
-        needs_audio = info.has_audio and self.bundle.multimodal and info.kind is not SourceKind.PREPARED
-        faces = info.kind not in (SourceKind.FOLDER, SourceKind.PREPARED)
-        try:
-            graphs = open_graphs(self.bundle, self.options, self._stack, mode=self.mode, audio=needs_audio, faces=faces)
-            for choice in graphs.choices:
-                if choice.note:
-                    self._note(f"note: {choice.note}")
-            graphs.visual = self._wrap(graphs.visual, "visual")
-            graphs.temporal = self._wrap(graphs.temporal, "temporal")
-            if graphs.vggish is not None:
-                graphs.vggish = self._wrap(graphs.vggish, "vggish")
-            if graphs.faces is not None:
-                self.faces = TimedFaceStage(graphs.faces)
-                graphs.faces = cast(FaceStage, self.faces)
-        except BaseException:
-            self._stack.close()
-            raise
-        self.graphs = graphs
+        self.pipeline = pipeline
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.graphs = None
-        self._stack.close()
-
-    def _wrap(self, runner: Any, role: str) -> TimedRunner:
-        wrapped = TimedRunner(runner, role)
-        self.runners.append(wrapped)
-        return wrapped
+        if self.pipeline is not None:
+            self.pipeline.close()
+            self.pipeline = None
 
     def _note(self, line: str) -> None:
         if line not in self.notes:
@@ -132,24 +180,19 @@ class PipelineSession:
 
     def run_pass(self, *, max_frames: int | None = None) -> PassResult:
         """Run the pipeline over the source (its first ``max_frames`` frames, if given) and write the results."""
-        from edgeaff.runtime.pipeline.run import InferenceRun
-
-        if self.graphs is None:
+        if self.pipeline is None:
             raise RuntimeError("PipelineSession: use it in a 'with' block before run_pass()")
-        options = dataclasses.replace(self.options, max_frames=max_frames)
+        timer = StageTimer()
+        self.instrument.record_into(timer)
         if self.faces is not None:
             self.faces.reset()
-        with self.open_source() as source:
-            run = InferenceRun(
-                self.bundle, source, self.graphs, self.out_dir, options=options, mode=self.mode,
-                echo=self._echo, show=lambda _: None, keep_rows=True,
-            )  # fmt: skip
-            for runner in self.runners:
-                runner.timer = run.timer
-            if self.faces is not None:
-                self.faces.timer = run.timer
-            result = run.execute(self.open_source)
-        return PassResult(result.summary, run.timer, run.log.column("values").copy(), tuple(run.dimensions))
+        values = _Values()
+        started = time.perf_counter()
+        run = self.pipeline.run(self._open_source(), max_frames=max_frames, timer=timer)
+        result = write_results(run, self.out_dir, outputs=Outputs(), echo=self._echo, sinks=[values])
+        summary = {**result.summary, "pass_wall_s": time.perf_counter() - started}
+        predictions = np.asarray(values.rows, dtype=np.float64).reshape(len(values.rows), len(values.dimensions))
+        return PassResult(summary, timer, predictions, values.dimensions)
 
     def _echo(self, line: str) -> None:
         # The last line of every pass ("N frames in S s ... -> files") is the runtime's report, not a note.

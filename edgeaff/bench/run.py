@@ -18,11 +18,18 @@ from edgeaff.bench.pipeline import PipelineSession, measure_pipeline
 from edgeaff.bench.report import build_document
 from edgeaff.bench.stamp import device_stamp, load_average, make_stamp
 from edgeaff.bench.stats import LatencyStats, PairedTiming, Repeats
-from edgeaff.runtime.artifacts.bundle import Bundle, load_bundle
-from edgeaff.runtime.backends.graphs import BackendOptions, check_precision
+from edgeaff.runtime import (
+    Backend,
+    BackendOptions,
+    Bundle,
+    DetectorKind,
+    Mode,
+    PipelineOptions,
+    Source,
+    load_bundle,
+    open_source,
+)
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.io.sources import Source, open_source
-from edgeaff.runtime.pipeline.infer import MODES, InferOptions
 
 SYNTHETIC_ENSEMBLE_FRAMES = 600
 
@@ -34,55 +41,40 @@ class BenchOptions:
     Attributes:
         source: video file (or folder of faces / prepared trial path) to run end to end; ``None``: network stages
             on synthetic inputs only.
-        backend: ``ort-cpu``, ``ort-cuda``, ``ort-trt`` or ``trt``.
-        precision: ``fp32``, ``fp16`` or ``int8`` (as exported in the bundle).
+        backend: backend, precision, threads, CUDA device and engine cache (the runtime's options).
         mode: ``offline`` (windows) or ``stream`` (per-frame causal updates).
         repeats: iterations or duration, and warm-up: passes over the source for the pipeline, calls for isolated
             stages, pairs for comparisons.
         pair_repeats: a separate budget for isolated stages and comparisons (``None``: ``repeats``); their calls
             take milliseconds where a pass over the source takes seconds.
-        threads: ONNX Runtime intra-op threads per graph (``None``: ONNX Runtime's default).
         visual_batch: face crops per visual graph call (offline mode; stream mode uses 1).
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar``.
         detect_every: detect at least every N frames and track in between.
         compare: run the side-by-side comparisons.
-        engine_cache: TensorRT engine cache directory.
     """
 
     source: str | None = None
-    backend: str = "ort-cpu"
-    precision: str = "fp32"
-    mode: str = "offline"
+    backend: BackendOptions = dataclasses.field(default_factory=BackendOptions)
+    mode: Mode = Mode.OFFLINE
     repeats: Repeats = dataclasses.field(default_factory=Repeats)
     pair_repeats: Repeats | None = None
-    threads: int | None = None
     visual_batch: int = 16
-    face_detector: str = "dnn"
+    face_detector: DetectorKind = DetectorKind.DNN
     detect_every: int = 10
     compare: bool = True
-    engine_cache: Path | None = None
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise InvalidInputError(f"unknown mode '{self.mode}'; choose one of {', '.join(MODES)}")
-        _ = self.infer_options  # validates backend, precision, threads, batch, detector and detection interval
+        _ = self.pipeline_options  # validates mode, batch, detector and detection interval
 
     @property
-    def backend_options(self) -> BackendOptions:
-        """The runtime's backend options for these settings (validates backend, precision and threads)."""
-        return BackendOptions(
-            backend=self.backend, precision=self.precision, threads=self.threads, engine_cache=self.engine_cache
-        )
-
-    @property
-    def infer_options(self) -> InferOptions:
-        """The ``edgeaff infer`` options the pipeline runs with."""
-        return InferOptions(
-            backend=self.backend_options,
-            mode=self.mode,
-            face_detector=self.face_detector,
+    def pipeline_options(self) -> PipelineOptions:
+        """The options of the pipeline the end-to-end passes run."""
+        return PipelineOptions(
+            backend=self.backend,
+            mode=Mode.parse(self.mode),
+            face_detector=DetectorKind.parse(self.face_detector),
             detect_every=self.detect_every,
-            batch=self.visual_batch if self.mode == "offline" else 1,
+            batch=self.visual_batch if Mode.parse(self.mode) is Mode.OFFLINE else 1,
         )
 
 
@@ -129,18 +121,22 @@ def run_bench(
     load_before = load_average()
     machine = device_stamp()
     bundle = load_bundle(bundle_path)
-    backend = options.backend_options
-    check_precision(bundle, backend)
+    backend = options.backend
+    if backend.precision not in bundle.precisions:
+        raise InvalidInputError(
+            f"the bundle {bundle.root} has no {backend.precision} graphs (it has {', '.join(bundle.precisions)})"
+        )
     repeats = options.repeats
     calls = options.pair_repeats or repeats
+    offline = Mode.parse(options.mode) is Mode.OFFLINE
     settings: dict[str, Any] = {
-        "backend": options.backend,
-        "precision": options.precision,
-        "mode": options.mode if options.source else None,
+        "backend": backend.backend.value,
+        "precision": str(backend.precision),
+        "mode": Mode.parse(options.mode).value if options.source else None,
         **bundle_settings(bundle),
-        "visual_batch": options.visual_batch if options.mode == "offline" else 1,
-        "threads": options.threads,
-        "face_detector": options.face_detector if options.source else None,
+        "visual_batch": options.visual_batch if offline else 1,
+        "threads": backend.threads,
+        "face_detector": DetectorKind.parse(options.face_detector).value if options.source else None,
         "detect_every": options.detect_every if options.source else None,
         "repeats": dataclasses.asdict(repeats),
         "call_repeats": dataclasses.asdict(calls),
@@ -154,19 +150,18 @@ def run_bench(
     crops = None
     if options.source is not None:
         uri = options.source
-        spec = bundle.feature_spec
 
         def reopen() -> Source:
-            return open_source(uri, crop_size=spec.face.image_size)
+            return open_source(uri)
 
         with tempfile.TemporaryDirectory(prefix="edgeaff-bench-") as scratch:
-            echo(f"end to end: {options.mode} over {uri} ({options.backend}, {options.precision})")
-            with PipelineSession(bundle, reopen, options=options.infer_options, out_dir=Path(scratch)) as session:
+            echo(f"end to end: {settings['mode']} over {uri} ({backend.backend.value}, {backend.precision})")
+            with PipelineSession(bundle, uri, options=options.pipeline_options, out_dir=Path(scratch)) as session:
                 measured = measure_pipeline(session, repeats)
                 crops = None if session.faces is None or not session.faces.crops else session.faces.crops
                 notes += session.notes
                 info = session.info
-                if not session.splits_transfers and options.backend in ("ort-cuda", "ort-trt"):
+                if not session.splits_transfers and backend.backend in (Backend.ORT_CUDA, Backend.ORT_TRT):
                     notes.append("ONNX Runtime does not report host/device copy times; only native trt does")
         assert info is not None
         stages |= _stats(measured.stages, "pipeline")
@@ -183,7 +178,7 @@ def run_bench(
             chunks, fps = components.source_audio(reopen)
             stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
     else:
-        echo(f"network stages on synthetic inputs ({options.backend}, {options.precision})")
+        echo(f"network stages on synthetic inputs ({backend.backend.value}, {backend.precision})")
         stages |= _stats(components.network_stages(bundle, backend, calls, batch=options.visual_batch), "isolated")
         stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
         for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):

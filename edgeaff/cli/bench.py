@@ -7,9 +7,21 @@ from typing import Annotated
 
 import typer
 
+from edgeaff.cli.run_options import (
+    BackendOpt,
+    BundleOpt,
+    DetectEveryOpt,
+    DeviceOpt,
+    EngineCacheOpt,
+    FaceDetectorOpt,
+    PrecisionOpt,
+    ThreadsOpt,
+    backend_options,
+)
+
 
 def bench_command(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle directory written by 'edgeaff export'.")],
+    bundle: BundleOpt,
     source: Annotated[
         str | None,
         typer.Option(
@@ -18,8 +30,8 @@ def bench_command(
             help="Video (or folder of faces) to run end to end; omit to time the network stages on synthetic inputs.",
         ),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="ort-cpu, ort-cuda, ort-trt or trt.")] = "ort-cpu",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (as exported).")] = "fp32",
+    backend: BackendOpt = "ort-cpu",
+    precision: PrecisionOpt = "fp32",
     mode: Annotated[str, typer.Option("--mode", help="offline (windows) or stream (per-frame updates).")] = "offline",
     duration: Annotated[
         float | None,
@@ -46,20 +58,15 @@ def bench_command(
     warmup: Annotated[
         int, typer.Option("--warmup", metavar="N", help="Untimed repetitions first (pipeline: passes over 64 frames).")
     ] = 2,
-    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads per graph.")] = None,
+    threads: ThreadsOpt = None,
     batch: Annotated[int, typer.Option("--batch", help="Face crops per visual graph call (offline mode).")] = 16,
-    face_detector: Annotated[
-        str, typer.Option("--face-detector", help="dnn (the bundle's BlazeFace) or haar.")
-    ] = "dnn",
-    detect_every: Annotated[
-        int, typer.Option("--detect-every", help="Detect faces at least every N frames, track in between.")
-    ] = 10,
+    face_detector: FaceDetectorOpt = "dnn",
+    detect_every: DetectEveryOpt = 10,
     no_compare: Annotated[
         bool, typer.Option("--no-compare", help="Skip the side-by-side comparisons (stream vs window, precisions).")
     ] = False,
-    engine_cache: Annotated[
-        Path | None, typer.Option("--engine-cache", metavar="DIR", help="TensorRT engine cache (trt, ort-trt).")
-    ] = None,
+    engine_cache: EngineCacheOpt = None,
+    device: DeviceOpt = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", metavar="OUT.json", help="Write the results as JSON.")
     ] = None,
@@ -71,7 +78,7 @@ def bench_command(
     from edgeaff.bench.report import print_tables, write_json, write_markdown
     from edgeaff.bench.run import BenchOptions, run_bench
     from edgeaff.bench.stats import Repeats
-    from edgeaff.runtime.errors import InvalidInputError
+    from edgeaff.runtime import DetectorKind, InvalidInputError, Mode
 
     if duration is not None and iterations is not None:
         raise InvalidInputError("give --duration or --iterations, not both")
@@ -79,17 +86,16 @@ def bench_command(
     pair_repeats = None if pairs is None else Repeats(iterations=pairs, warmup=warmup)
     options = BenchOptions(
         source=source,
-        backend=backend,
-        precision=precision,
-        mode=mode,
+        backend=backend_options(
+            backend=backend, precision=precision, threads=threads, device=device, engine_cache=engine_cache
+        ),
+        mode=Mode.parse(mode),
         repeats=repeats,
         pair_repeats=pair_repeats,
-        threads=threads,
         visual_batch=batch,
-        face_detector=face_detector,
+        face_detector=DetectorKind.parse(face_detector),
         detect_every=detect_every,
         compare=not no_compare,
-        engine_cache=engine_cache,
     )
     document = run_bench(bundle, options=options, echo=lambda line: typer.echo(line, err=True))
     print_tables(document)

@@ -1,4 +1,5 @@
-"""The ``edgeaff infer`` command (registered in :mod:`edgeaff.cli`); its work is in :mod:`edgeaff.runtime.pipeline`."""
+"""The ``edgeaff infer`` command (registered in :mod:`edgeaff.cli`): a :class:`~edgeaff.runtime.Pipeline` and the
+sinks its options ask for (:func:`~edgeaff.runtime.write_results`)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,31 @@ from typing import Annotated
 
 import typer
 
+from edgeaff.cli.run_options import (
+    BackendOpt,
+    BatchOpt,
+    BundleOpt,
+    ClipOpt,
+    DetectEveryOpt,
+    DeviceOpt,
+    EngineCacheOpt,
+    FaceDetectorOpt,
+    FaceSelectOpt,
+    HaarCascadeOpt,
+    PrecisionOpt,
+    ShapeOpt,
+    ThreadsOpt,
+    backend_options,
+    pipeline_options,
+)
+
 
 def infer_command(
-    bundle: Annotated[Path, typer.Option("--bundle", help="Bundle directory written by 'edgeaff export'.")],
+    bundle: BundleOpt,
     source: Annotated[
         str | None,
         typer.Argument(
-            help="Video file, folder of aligned faces, camera (0, /dev/video0), csi://N or rtsp://… "
+            help="Video file, folder of aligned faces, camera (0, /dev/video0), csi://N, rtsp://… or http(s)://… "
             "(omit with --prepared)."
         ),
     ] = None,
@@ -22,28 +41,18 @@ def infer_command(
         Path | None,
         typer.Option("--prepared", metavar="TRIAL_DIR", help="Run on a prepared trial's stored crops and features."),
     ] = None,
-    backend: Annotated[str, typer.Option("--backend", help="ort-cpu, ort-cuda, ort-trt or trt.")] = "ort-cpu",
-    precision: Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (as exported).")] = "fp32",
+    backend: BackendOpt = "ort-cpu",
+    precision: PrecisionOpt = "fp32",
     mode: Annotated[
         str | None,
         typer.Option("--mode", help="offline (windows) or stream (causal); default: stream for live sources."),
     ] = None,
-    face_detector: Annotated[
-        str, typer.Option("--face-detector", help="dnn (the bundle's BlazeFace) or haar.")
-    ] = "dnn",
-    haar_cascade: Annotated[
-        Path | None, typer.Option("--haar-cascade", help="Haar cascade XML instead of OpenCV's own.")
-    ] = None,
-    detect_every: Annotated[
-        int, typer.Option("--detect-every", help="Detect faces at least every N frames, track in between.")
-    ] = 10,
-    face_select: Annotated[
-        str, typer.Option("--face-select", help="Whom to follow: largest, center, left or right.")
-    ] = "largest",
-    clip: Annotated[str, typer.Option("--clip", help="Clip to [-1, 1]: late (after ensembling), early or none.")] = (
-        "late"
-    ),
-    threads: Annotated[int | None, typer.Option("--threads", help="ONNX Runtime threads per graph.")] = None,
+    face_detector: FaceDetectorOpt = "dnn",
+    haar_cascade: HaarCascadeOpt = None,
+    detect_every: DetectEveryOpt = 10,
+    face_select: FaceSelectOpt = "largest",
+    clip: ClipOpt = "late",
+    threads: ThreadsOpt = None,
     per_model: Annotated[
         bool, typer.Option("--per-model", help="Also write each model's raw predictions (<name>.models.csv).")
     ] = False,
@@ -52,7 +61,7 @@ def infer_command(
     live: Annotated[bool, typer.Option("--live", help="Print predictions as they come (stream mode).")] = False,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after N frames.")] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up.")
+        float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up (0-3600).")
     ] = 10.0,
     fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of face images.")] = None,
     audio: Annotated[
@@ -61,62 +70,63 @@ def infer_command(
     name: Annotated[
         str | None, typer.Option("--name", help="Stem of the result files (default: the source's).")
     ] = None,
-    batch: Annotated[
-        int | None,
-        typer.Option("--batch", help="Frames per visual graph call (default 16 offline, 1 in stream mode)."),
-    ] = None,
-    engine_cache: Annotated[
-        Path | None, typer.Option("--engine-cache", metavar="DIR", help="TensorRT engine cache (trt, ort-trt).")
-    ] = None,
-    shape: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--shape", metavar="[GRAPH.]AXIS=MIN:OPT:MAX", help="Engine profile ranges, as given to build-engines."
-        ),
-    ] = None,
-    device: Annotated[int, typer.Option("--device", help="CUDA device ordinal (GPU backends).")] = 0,
+    batch: BatchOpt = None,
+    engine_cache: EngineCacheOpt = None,
+    shape: ShapeOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Predict valence/arousal per frame of a video, camera or stream with a bundle (torch-free)."""
-    from edgeaff.runtime.backends.graphs import BackendOptions
-    from edgeaff.runtime.engines.bundle import parse_axis_range
-    from edgeaff.runtime.errors import InvalidInputError
-    from edgeaff.runtime.pipeline.infer import InferOptions, infer_prepared, infer_source
+    from edgeaff.runtime import InvalidInputError, Outputs, Pipeline, write_results
 
     if (source is None) == (prepared is None):
         raise InvalidInputError("give either a SOURCE or --prepared TRIAL_DIR (exactly one)")
-    backend_options = BackendOptions(
-        backend=backend,
-        precision=precision,
-        threads=threads,
-        engine_cache=engine_cache,
-        shapes=dict(parse_axis_range(text) for text in shape or []),
-        device=device,
-    )
-    options = InferOptions(
-        backend=backend_options,
-        mode=mode,
-        face_detector=face_detector,
-        haar_cascade=haar_cascade,
-        detect_every=detect_every,
-        face_select=face_select,
-        clip=clip,
-        per_model=per_model,
-        overlay=overlay,
-        plot=plot,
-        live=live,
-        max_frames=max_frames,
-        timeout_s=timeout,
-        fps=fps,
-        audio=audio,
-        name=name,
-        batch=batch,
-    )
+    if live and mode == "offline":
+        raise InvalidInputError("--live prints predictions as they come, which needs --mode stream")
+    stem = result_stem(name)
+    per_model = per_model or prepared is not None
+    options = pipeline_options(
+        backend=backend_options(
+            backend=backend, precision=precision, threads=threads, device=device, engine_cache=engine_cache,
+            shape=shape,
+        ),
+        mode=mode, face_detector=face_detector, haar_cascade=haar_cascade, detect_every=detect_every,
+        face_select=face_select, clip=clip, batch=batch, per_model=per_model, images=overlay, spool_dir=out_dir,
+    )  # fmt: skip
 
     def note(line: str) -> None:
         typer.echo(line, err=True)
 
-    if prepared is not None:
-        infer_prepared(prepared, bundle, out_dir, options=options, echo=note)
-    else:
-        assert source is not None
-        infer_source(source, bundle, out_dir, options=options, echo=note, show=typer.echo)
+    with Pipeline(bundle, options=options, on_note=note) as pipeline:
+        if prepared is not None:
+            run = pipeline.run_prepared(prepared, max_frames=max_frames)
+        else:
+            assert source is not None
+            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, max_frames=max_frames)
+        outputs = Outputs(per_model=per_model, overlay=overlay, plot=plot, live=live)
+        write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo)
+
+
+def result_stem(name: str | None) -> str | None:
+    """``--name`` checked to be a plain file-name stem (it may not leave the output folder).
+
+    Raises:
+        InvalidInputError: a name with a path separator, ``.``/``..``, a leading dot, or a control character.
+    """
+    from edgeaff.runtime import InvalidInputError
+
+    if name is None:
+        return None
+    bad = (
+        not name
+        or name in (".", "..")
+        or name.startswith(".")
+        or any(sep in name for sep in ("/", "\\"))
+        or any(ord(ch) < 32 for ch in name)
+        or len(name.encode()) > 200
+    )
+    if bad:
+        raise InvalidInputError(
+            f"--name {name!r} must be a plain file-name stem (no '/', no leading '.', at most 200 bytes): the result "
+            "files always go into the -o folder"
+        )
+    return name

@@ -1,16 +1,98 @@
-"""Torch-free runtime: feature extraction, inference backends and ensembling.
+"""edgeaff's runtime, as a library: valence and arousal per video frame from a bundle, torch-free.
 
-Nothing in this package imports torch or :mod:`edgeaff.train` / :mod:`edgeaff.export`; a test enforces it.
+The public API (everything below is importable from ``edgeaff.runtime``)::
+
+    from edgeaff.runtime import Pipeline, load_bundle
+
+    bundle = load_bundle("bundle")
+    with Pipeline(bundle, backend="ort-cpu", precision="int8", mode="stream") as pipeline:
+        for p in pipeline.run("talk.mp4"):          # files, folders of faces, cameras, csi://, rtsp://, http(s)://
+            print(p.frame, p.time_s, p.valence, p.arousal, p.face)
+        stream = pipeline.open_stream(fps=30.0)     # or push frames and audio your application captures
+        ready = stream.push_frame(rgb, t_s) + stream.push_audio(pcm, 48000, t_s)
+        rest = stream.close()
+
+Sinks (:mod:`edgeaff.runtime.sinks`) turn predictions into files; :func:`write_results` is ``edgeaff infer``.
+Nothing in this package imports torch, :mod:`edgeaff.train` or :mod:`edgeaff.export` (import-linter enforces it).
 """
 
+from edgeaff.runtime.artifacts.bundle import Bundle, BundleError, load_bundle, zero_stream_state
+from edgeaff.runtime.audio.logmel import LogMelStream
+from edgeaff.runtime.audio.mfcc import Mfcc39Stream
+from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
+from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
+from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
+from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
+from edgeaff.runtime.io.sources import (
+    AudioChunk,
+    Source,
+    SourceInfo,
+    SourceKind,
+    SourceTimeoutError,
+    VideoFrame,
+    open_source,
+)
+from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, Clip, ccc_centering
+from edgeaff.runtime.pipeline.graphs import Instrument
+from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
+from edgeaff.runtime.pipeline.pipeline import Pipeline, pipeline_options
+from edgeaff.runtime.pipeline.plan import DimensionPlan, bundle_dimension_plans
+from edgeaff.runtime.pipeline.prediction import Prediction
+from edgeaff.runtime.pipeline.run import PipelineRun
+from edgeaff.runtime.pipeline.stream import PushStream
+from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime.sinks import Outputs, Results, write_results
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats
 
 __all__ = [
+    "AudioChunk",
     "AudioNormalization",
+    "Backend",
+    "BackendOptions",
+    "Bundle",
+    "BundleError",
+    "CausalCccCentering",
+    "Clip",
+    "DetectorKind",
+    "Device",
+    "DimensionPlan",
     "EdgeaffError",
+    "FaceDetection",
+    "FaceResult",
+    "FaceSelect",
+    "FaceStage",
     "FeatureSpec",
+    "GraphChoice",
+    "Instrument",
     "InvalidInputError",
+    "LogMelStream",
+    "Mfcc39Stream",
     "MissingDependencyError",
+    "Mode",
+    "OrtRunner",
+    "Outputs",
+    "Pipeline",
+    "PipelineOptions",
+    "PipelineRun",
+    "Prediction",
+    "PushStream",
+    "Results",
+    "Runner",
     "ScalarStats",
+    "Source",
+    "SourceInfo",
+    "SourceKind",
+    "SourceTimeoutError",
+    "StageTimer",
+    "TensorSpec",
+    "VideoFrame",
+    "bundle_dimension_plans",
+    "ccc_centering",
+    "graph_runner",
+    "load_bundle",
+    "open_source",
+    "pipeline_options",
+    "write_results",
+    "zero_stream_state",
 ]

@@ -15,7 +15,8 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``.
 
     If the body raises (or the process dies), ``path`` is left untouched and the temporary file is removed
-    (or, after a hard kill, left with a ``.tmp`` name that no reader mistakes for a result).
+    (or, after a hard kill, left as ``.<name>.<pid>.<random>.tmp``, a name no reader mistakes for a result and
+    :func:`stale_temporary` recognises once that process is gone).
 
     Example:
         >>> import tempfile, pathlib
@@ -27,7 +28,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     with contextlib.suppress(OSError):
@@ -42,6 +43,23 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def stale_temporary(file_name: str) -> bool:
+    """Whether ``file_name`` is a temporary file of :func:`atomic_output` whose process no longer runs."""
+    parts = file_name.split(".")
+    if len(parts) < 4 or parts[0] != "" or parts[-1] != "tmp" or not parts[-3].isdigit():
+        return False
+    pid = int(parts[-3])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # the process exists but belongs to someone else
+        return False
+    return False
 
 
 def _umask() -> int:

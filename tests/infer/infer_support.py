@@ -11,6 +11,7 @@ import dataclasses
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from media_fixtures import face_frames, speech, write_media
 from torch_block import BLOCK_TORCH
 
 from edgeaff.export.exporter import ExportOptions, export_bundle
+from edgeaff.runtime import Outputs, Pipeline, Results, write_results
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats, VggishSpec
 from edgeaff.train import build_model, model_config, save_checkpoint
 from edgeaff.train.checkpoint import tensor_digest
@@ -104,3 +106,25 @@ def read_csv(path: Path) -> tuple[list[str], np.ndarray]:
     """Header and float rows of a result CSV."""
     lines = path.read_text().strip().splitlines()
     return lines[0].split(","), np.array([[float(x) for x in line.split(",")] for line in lines[1:]])
+
+
+def infer_files(
+    source: object,
+    bundle: Path,
+    out: Path,
+    *,
+    outputs: Outputs | None = None,
+    name: str | None = None,
+    fps: float | None = None,
+    audio: Path | None = None,
+    timeout_s: float = 10.0,
+    max_frames: int | None = None,
+    **settings: Any,
+) -> Results:
+    """What ``edgeaff infer`` does, through the public API: a pipeline and :func:`write_results`."""
+    outputs = outputs or Outputs()
+    settings.setdefault("per_model", outputs.per_model)
+    settings.setdefault("images", outputs.overlay)
+    with Pipeline(bundle, **settings) as pipeline:
+        run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout_s, max_frames=max_frames)  # type: ignore[arg-type]
+        return write_results(run, out, name=name, outputs=outputs, echo=lambda _: None, show=lambda _: None)

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from face_scenes import background
-from infer_support import TinyBundle, read_csv, run_without_torch
+from infer_support import TinyBundle, infer_files, read_csv, run_without_torch
 from media_fixtures import face_frames, write_media
 
 from edgeaff.cli import main
 from edgeaff.runtime.io import camera as capture_source
 from edgeaff.runtime.io.sources import SourceTimeoutError
 from edgeaff.runtime.pipeline.features import FeatureStage
-from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
 
 pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
 
@@ -114,7 +113,7 @@ def test_an_interrupted_file_run_leaves_no_results(
     monkeypatch.setattr(FeatureStage, "add_frame", interrupt_at_ten)
     out = tmp_path / "o"
     with pytest.raises(KeyboardInterrupt):
-        infer_source(short_video, tiny_bundle.path, out, options=InferOptions(), echo=lambda _: None)
+        infer_files(short_video, tiny_bundle.path, out)
     assert not out.exists() or not list(out.iterdir())
 
 
@@ -149,7 +148,7 @@ def test_a_silent_camera_times_out_after_writing_what_it_got(
     monkeypatch.setattr(capture_source.CaptureSource, "_open", lambda self: SilentCamera())
     out = tmp_path / "o"
     with pytest.raises(SourceTimeoutError, match="time-out") as info:
-        infer_source("0", tiny_bundle.path, out, options=InferOptions(timeout_s=0.5), echo=lambda _: None)
+        infer_files("0", tiny_bundle.path, out, timeout_s=0.5)
     summary = json.loads((out / "camera0.json").read_text())
     header, rows = read_csv(out / "camera0.csv")
     # a live source drops the oldest queued frames when the pipeline falls behind: every frame is either a row
@@ -165,8 +164,6 @@ def test_max_frames_stops_a_live_source(
     tiny_bundle: TinyBundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(capture_source.CaptureSource, "_open", lambda self: SilentCamera(frames=1000))
-    result = infer_source(
-        "/dev/video7", tiny_bundle.path, tmp_path / "o", options=InferOptions(max_frames=12), echo=lambda _: None
-    )
+    result = infer_files("/dev/video7", tiny_bundle.path, tmp_path / "o", max_frames=12)
     assert result.summary["ended"] == "max_frames" and result.summary["frames"] == 12
     shutil.rmtree(tmp_path / "o")

@@ -10,10 +10,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from infer_support import TinyBundle, read_csv, run_without_torch
+from infer_support import TinyBundle, infer_files, read_csv, run_without_torch
 from media_fixtures import face_frames, speech, write_media
 
-from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
+from edgeaff.runtime import Outputs
 
 pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
 
@@ -23,10 +23,6 @@ PYTORCH_TOLERANCE = 1e-4
 # The streaming graph against the windowed graph where both see the same 121 frames: float32 rounding only
 # (measured below 2e-6 here), plus the 9 significant digits of the CSV.
 STREAM_TOLERANCE = 1e-5
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +43,7 @@ def test_streaming_equals_offline_where_every_covering_window_saw_the_full_recep
     120-239 are averaged with window 120's truncated history, so they differ."""
     runs = {}
     for mode in ("offline", "stream"):
-        options = InferOptions(mode=mode, per_model=True)
-        result = infer_source(long_video, tiny_bundle.path, tmp_path / mode, options=options, echo=_quiet, show=_quiet)
+        result = infer_files(long_video, tiny_bundle.path, tmp_path / mode, mode=mode, outputs=Outputs(per_model=True))
         runs[mode] = read_csv(result.paths["models"])[1][:, 2:]
         summary = result.summary
         assert summary["frames"] == 420
@@ -124,7 +119,7 @@ def test_variable_frame_rate_rows_follow_the_containers_timestamps(tiny_bundle: 
     )
     with av.open(str(video)) as container:
         times = [float(f.time) for f in container.decode(video=0)]
-    result = infer_source(video, tiny_bundle.path, tmp_path / "o", options=InferOptions(), echo=_quiet)
+    result = infer_files(video, tiny_bundle.path, tmp_path / "o")
     _, rows = read_csv(result.paths["csv"])
     assert len(rows) == len(times) == 60
     np.testing.assert_allclose(rows[:, 1], times, atol=1e-6)
@@ -143,8 +138,7 @@ def test_folder_of_aligned_faces_with_the_videos_audio(
     face = Image.open(Path(__file__).resolve().parents[1] / "data" / "astronaut_face.jpg").resize((112, 112))
     for number in [*range(1, 8), *range(10, 13)]:  # 00008.jpg and 00009.jpg are missing
         face.save(folder / f"{number:05d}.jpg")
-    options = InferOptions(audio=face_video, overlay=True)
-    result = infer_source(folder, tiny_bundle.path, tmp_path / "o", options=options, echo=_quiet)
+    result = infer_files(folder, tiny_bundle.path, tmp_path / "o", audio=face_video, outputs=Outputs(overlay=True))
     _, rows = read_csv(result.paths["csv"])
     assert rows[:, 0].tolist() == list(range(12)) and rows[:, 1] == pytest.approx(np.arange(12) / 25.0)
     assert rows[:, 4].tolist() == [1] * 7 + [0, 0] + [1] * 3 and rows[:, 5].all()

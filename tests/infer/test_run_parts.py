@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from edgeaff.runtime.pipeline.plan import model_name, plan_models
 from edgeaff.runtime.pipeline.timing import StageTimer, format_summary
-from edgeaff.runtime.sinks.files import ResultFiles
 
 
 def test_stage_timer_statistics_match_numpy() -> None:
@@ -63,29 +59,3 @@ def test_one_kind_per_dimension_by_audio() -> None:
     assert without["arousal"].kind == "multimodal" and without["arousal"].zero_audio  # training's padding
     assert [p.dimension for p in plan_models(MODELS[3:], audio=True)] == ["arousal"]
     assert model_name(MODELS[3]) == "fold3_arousal_multimodal"
-
-
-def test_result_files_appear_only_on_success(tmp_path: Path) -> None:
-    files = ResultFiles(tmp_path, "clip", dimensions=["valence", "arousal"], model_names=["a"], latency=False)
-    with pytest.raises(RuntimeError, match="boom"), files as out:
-        out.write(0, 0.0, {"valence": 0.1, "arousal": 0.2}, face=True, audio=True, raw=np.array([0.3]))
-        raise RuntimeError("boom")
-    assert list(tmp_path.iterdir()) == []  # nothing that looks like a result, and no temporary left
-    with ResultFiles(tmp_path, "clip", dimensions=["arousal", "valence"], model_names=None, latency=True) as out:
-        out.write(0, 0.04, {"valence": 0.1, "arousal": -0.2}, face=False, audio=True, latency_ms=12.3)
-        out.summary = {"frames": 1}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.csv", "clip.json", "clip.txt"]
-    assert (tmp_path / "clip.csv").read_text().splitlines() == [
-        "frame,time_s,arousal,valence,face,audio,latency_ms",
-        "0,0.040000,-0.200000,0.100000,0,1,12.3",
-    ]
-    # the submission file is always valence,arousal, whatever order the dimensions came in
-    assert (tmp_path / "clip.txt").read_text().splitlines() == ["valence,arousal", "0.100000,-0.200000"]
-    assert json.loads((tmp_path / "clip.json").read_text())["frames"] == 1
-
-
-def test_no_submission_file_with_one_dimension(tmp_path: Path) -> None:
-    with ResultFiles(tmp_path, "v", dimensions=["valence"], model_names=None, latency=False) as out:
-        out.write(0, 0.0, {"valence": 0.5}, face=True, audio=False)
-        out.summary = {}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.csv", "v.json"]

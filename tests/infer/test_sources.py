@@ -17,7 +17,7 @@ from PIL import Image
 from synthetic_media import write_video
 
 from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
-from edgeaff.runtime.faces.image import load_face_image
+from edgeaff.runtime.faces.image import load_face_image, resize_face
 from edgeaff.runtime.io.audio_track import decode_audio
 from edgeaff.runtime.io.camera import CaptureSource, csi_pipeline
 from edgeaff.runtime.io.live_reader import LiveReader
@@ -140,8 +140,10 @@ def test_folder_of_aligned_faces(tmp_path: Path) -> None:
     frames, audio = _drain(folder, fps=25.0)
     assert [f.index for f in frames] == [0, 1, 2, 3] and [f.t_s for f in frames] == [0.0, 0.04, 0.08, 0.12]
     assert [f.face_found for f in frames] == [True, True, False, True] and audio.size == 0
-    assert frames[2].face is not None and not frames[2].face.any()
-    np.testing.assert_array_equal(frames[3].face, load_face_image(folder / "00004.jpg"))  # prepare's crop
+    assert frames[2].face is None  # the pipeline uses the black crop there
+    assert frames[3].face is not None and frames[3].face.shape == (112, 112, 3)  # the image as stored
+    # resized by the pipeline exactly as prepare resizes it
+    np.testing.assert_array_equal(resize_face(frames[3].face, 48), load_face_image(folder / "00004.jpg"))
     sound = write_media(tmp_path / "a.mp4", [np.zeros((48, 64, 3), np.uint8)] * 5, audio=speech()[:8000])
     frames, audio = _drain(folder, fps=25.0, audio=sound)
     np.testing.assert_array_equal(audio, decode_audio(sound))

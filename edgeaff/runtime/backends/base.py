@@ -4,12 +4,94 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import enum
+import os
 from collections.abc import Mapping
 from types import TracebackType
 
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
+
+
+class Backend(str, enum.Enum):
+    """What runs a bundle's graphs (``--backend``).
+
+    ``ort-cpu``: ONNX Runtime on the CPU. ``ort-cuda``: ONNX Runtime's CUDA execution provider. ``ort-trt``: ONNX
+    Runtime's TensorRT execution provider. ``trt``: native TensorRT engines from edgeaff's engine cache.
+    """
+
+    ORT_CPU = "ort-cpu"
+    ORT_CUDA = "ort-cuda"
+    ORT_TRT = "ort-trt"
+    TRT = "trt"
+
+    @property
+    def gpu(self) -> bool:
+        """Whether the backend runs on a CUDA GPU."""
+        return self is not Backend.ORT_CPU
+
+    @property
+    def tensorrt(self) -> bool:
+        """Whether TensorRT builds the engines (its INT8 graph form, its engine profiles)."""
+        return self in (Backend.ORT_TRT, Backend.TRT)
+
+    @classmethod
+    def parse(cls, value: str | Backend) -> Backend:
+        """The backend named ``value``; raises :class:`InvalidInputError` listing the choices."""
+        if isinstance(value, Backend):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            choices = ", ".join(member.value for member in cls)
+            raise InvalidInputError(f"unknown backend '{value}'; choose one of {choices}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Device:
+    """Where a command computes (``--device``, the same meaning in every command): ``cpu``, ``cuda`` (the first
+    GPU) or ``cuda:N``."""
+
+    kind: str
+    index: int = 0
+
+    def __str__(self) -> str:
+        return "cpu" if self.kind == "cpu" else f"cuda:{self.index}"
+
+    @classmethod
+    def parse(cls, text: str | Device) -> Device:
+        """The device named ``text``; raises :class:`InvalidInputError` on anything else."""
+        if isinstance(text, Device):
+            return text
+        value = str(text).strip().lower()
+        if value == "cpu":
+            return cls("cpu")
+        kind, _, number = value.partition(":")
+        if kind == "cuda" and (not number or (number.isdigit() and int(number) <= MAX_CUDA_DEVICE)):
+            return cls("cuda", int(number or 0))
+        raise InvalidInputError(f"unknown device '{text}'; use cpu, cuda or cuda:N (N = 0..{MAX_CUDA_DEVICE})")
+
+
+MAX_CUDA_DEVICE = 63
+
+
+def max_threads() -> int:
+    """The most compute threads a graph may be given: the cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None, *, option: str = "--threads") -> int | None:
+    """``threads`` if it is ``None`` or 1..:func:`max_threads`; raises :class:`InvalidInputError` otherwise."""
+    if threads is None:
+        return None
+    limit = max_threads()
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
+        raise InvalidInputError(f"{option} must be 1..{limit} (the cores this process may use), got {threads}")
+    return threads
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,10 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeaff.runtime.artifacts.bundle import PRECISIONS, Bundle
-from edgeaff.runtime.backends.base import Runner
+from edgeaff.runtime.backends.base import MAX_CUDA_DEVICE, Backend, Runner, check_threads
 from edgeaff.runtime.errors import InvalidInputError
-
-BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,15 +33,15 @@ class BackendOptions:
     """How to run the graphs.
 
     Attributes:
-        backend: one of :data:`BACKENDS`.
+        backend: a :class:`Backend` (or its name).
         precision: ``fp32``, ``fp16`` or ``int8``; must be one the bundle provides.
-        threads: ONNX Runtime intra-op threads per graph (``None``: ONNX Runtime's default).
+        threads: ONNX Runtime intra-op threads per graph, 1..the cores present (``None``: ONNX Runtime's default).
         engine_cache: TensorRT engine cache directory (``None``: ``$EDGEAFF_CACHE_DIR/engines``).
         shapes: dynamic-axis ranges overriding the defaults, as given to ``edgeaff build-engines --shape``.
         device: CUDA device ordinal.
     """
 
-    backend: str = "ort-cpu"
+    backend: Backend = Backend.ORT_CPU
     precision: str = "fp32"
     threads: int | None = None
     engine_cache: Path | None = None
@@ -51,14 +49,12 @@ class BackendOptions:
     device: int = 0
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKENDS:
-            raise InvalidInputError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
+        object.__setattr__(self, "backend", Backend.parse(self.backend))
         if self.precision not in PRECISIONS:
             raise InvalidInputError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
-        if self.threads is not None and self.threads < 1:
-            raise InvalidInputError(f"--threads must be at least 1, got {self.threads}")
-        if self.device < 0:
-            raise InvalidInputError(f"the CUDA device ordinal must be >= 0, got {self.device}")
+        check_threads(self.threads)
+        if isinstance(self.device, bool) or not 0 <= self.device <= MAX_CUDA_DEVICE:
+            raise InvalidInputError(f"the CUDA device ordinal must be 0..{MAX_CUDA_DEVICE}, got {self.device}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,13 +104,13 @@ def graph_runner(
     if role not in bundle.graphs:
         raise InvalidInputError(f"the bundle {bundle.root} has no '{role}' graph (it has {', '.join(bundle.graphs)})")
     count = options.threads if threads is None else threads
-    if options.backend in ("ort-trt", "trt"):
+    if options.backend.tensorrt:
         from edgeaff.runtime.engines.bundle import bundle_engine_requests
 
         engine = bundle_engine_requests(bundle, options.precision, overrides=options.shapes, roles=[role])[0]
         request = engine.request
         choice = GraphChoice(role, request.onnx_path.name, request.precision.value, engine.note)
-        if options.backend == "trt":
+        if options.backend is Backend.TRT:
             from edgeaff.runtime.backends.trt import TrtRunner
 
             return TrtRunner.from_request(request, cache_dir=options.engine_cache, device=options.device), choice

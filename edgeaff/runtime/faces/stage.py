@@ -51,6 +51,17 @@ class DetectorKind(str, enum.Enum):
     DNN = "dnn"
     HAAR = "haar"
 
+    @classmethod
+    def parse(cls, value: str | DetectorKind) -> DetectorKind:
+        """The detector named ``value``; raises :class:`InvalidInputError` listing the choices."""
+        if isinstance(value, DetectorKind):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            choices = ", ".join(member.value for member in cls)
+            raise InvalidInputError(f"unknown face detector '{value}'; choose one of {choices}") from None
+
 
 @dataclasses.dataclass(frozen=True)
 class FaceStageOptions:

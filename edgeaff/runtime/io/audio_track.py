@@ -55,34 +55,42 @@ class MonoResampler:
         return _joined(self._resampler.resample(None))
 
     def resample_array(self, samples: np.ndarray, rate: int) -> np.ndarray:
-        """Samples of PCM handed over as an array: (n,) mono or (n, channels), float in [-1, 1] or int16.
+        """Samples of PCM handed over as an array (see :func:`check_pcm`).
 
         Raises:
-            InvalidInputError: another shape or dtype, more than 8 channels, a bad rate, or non-finite samples.
+            InvalidInputError: as :func:`check_pcm`.
         """
         av = import_av()
-        array = np.asarray(samples)
-        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= int(rate) <= 768_000:
-            raise InvalidInputError(f"the audio sample rate must be an integer in Hz (1000..768000), got {rate!r}")
-        if array.ndim == 1:
-            array = array[:, None]
-        if array.ndim != 2 or not 1 <= array.shape[1] <= len(_LAYOUTS):
-            raise InvalidInputError(
-                f"audio must be (samples,) mono or (samples, channels) with 1..8 channels, got shape {samples.shape}"
-            )
-        if array.dtype == np.int16:
-            pcm, fmt = np.ascontiguousarray(array), "s16"
-        elif np.issubdtype(array.dtype, np.floating):
-            if not np.isfinite(array).all():
-                raise InvalidInputError("the audio holds NaN or infinite samples")
-            pcm, fmt = np.ascontiguousarray(array, dtype=np.float32), "flt"
-        else:
-            raise InvalidInputError(f"audio samples must be float in [-1, 1] or int16, got {array.dtype}")
+        pcm, fmt = check_pcm(samples, rate)
         if pcm.shape[0] == 0:
             return np.zeros(0, np.float32)
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format=fmt, layout=_LAYOUTS[pcm.shape[1]])
         frame.sample_rate = int(rate)
         return self.resample(frame)
+
+
+def check_pcm(samples: np.ndarray, rate: int) -> tuple[np.ndarray, str]:
+    """PCM handed over as an array, checked: (n,) mono or (n, channels), float in [-1, 1] or int16, 1..8 channels,
+    1000..768000 Hz. Returns ``(samples as (n, channels) contiguous, FFmpeg sample format)``.
+
+    Raises:
+        InvalidInputError: another shape or dtype, too many channels, a bad rate, or non-finite samples.
+    """
+    array = np.asarray(samples)
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= int(rate) <= 768_000:
+        raise InvalidInputError(f"the audio sample rate must be an integer in Hz (1000..768000), got {rate!r}")
+    shape = array.shape
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2 or not 1 <= array.shape[1] <= len(_LAYOUTS):
+        raise InvalidInputError(f"audio must be (samples,) mono or (samples, channels) with 1..8 channels, got {shape}")
+    if array.dtype == np.int16:
+        return np.ascontiguousarray(array), "s16"
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InvalidInputError(f"audio samples must be float in [-1, 1] or int16, got {array.dtype}")
+    if not np.isfinite(array).all():
+        raise InvalidInputError("the audio holds NaN or infinite samples")
+    return np.ascontiguousarray(array, dtype=np.float32), "flt"
 
 
 def _joined(frames: list[Any]) -> np.ndarray:

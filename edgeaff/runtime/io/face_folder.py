@@ -1,10 +1,11 @@
 """A folder of aligned face images as a source: the dataset's ``cropped_aligned/<trial>/00001.jpg`` layout.
 
 Image ``NNNNN.jpg`` is frame ``NNNNN - 1`` at time ``(NNNNN - 1) / fps``; frames run from the first to the highest
-number, and a missing number is a frame without a face (the black crop, as ``edgeaff prepare`` does). Each image is
-already the face, so the face stage is skipped: the crop is the image resized to the model's size with Pillow's
-bicubic filter (:func:`edgeaff.runtime.faces.image.resize_face`), exactly as prepared. Audio comes from ``audio``
-(any media file with a sound track, e.g. the trial's video), decoded like ``edgeaff prepare`` decodes it.
+number, and a missing number is a frame without a face (the pipeline uses the black crop, as ``edgeaff prepare``
+does). Each image is already the face, so the face stage is skipped: the pipeline resizes the image to the model's
+size with Pillow's bicubic filter (:func:`edgeaff.runtime.faces.image.resize_face`), exactly as prepared. Audio
+comes from ``audio`` (any media file with a sound track, e.g. the trial's video), decoded like ``edgeaff prepare``
+decodes it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from types import TracebackType
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.faces.image import resize_face
 from edgeaff.runtime.io.audio_track import AUDIO_LEAD_S, AudioTrackReader
 from edgeaff.runtime.io.media import probe_media
 from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
@@ -56,12 +56,10 @@ class FaceFolderSource:
         fps: float | None,
         audio: str | Path | None = None,
         sample_rate: int = 16000,
-        crop_size: int = 48,
     ) -> None:
         self.folder = Path(folder)
         self.audio = Path(audio) if audio is not None else None
         self.sample_rate = sample_rate
-        self.crop_size = crop_size
         self.dropped_frames = 0
         self._fps = fps
         self._files: dict[int, Path] = {}
@@ -133,14 +131,12 @@ class FaceFolderSource:
             if path is None:
                 size = (self.info.height or 112, self.info.width or 112, 3)
                 blank = blank if blank is not None else np.zeros(size, np.uint8)
-                crop = np.zeros((self.crop_size, self.crop_size, 3), np.uint8)
-                yield VideoFrame(index, t_s, blank, time.perf_counter(), face=crop, face_found=False)
+                yield VideoFrame(index, t_s, blank, time.perf_counter(), face=None, face_found=False)
                 continue
             rgb = _read_rgb(path)
             blank = np.zeros_like(rgb)
             image = np.ascontiguousarray(rgb[:, :, ::-1])
-            crop = resize_face(rgb, self.crop_size)
-            yield VideoFrame(index, t_s, image, time.perf_counter(), face=crop, face_found=True)
+            yield VideoFrame(index, t_s, image, time.perf_counter(), face=rgb, face_found=True)
         if audio is not None:
             for chunk in audio:
                 yield AudioChunk(chunk)

@@ -44,6 +44,7 @@ class SourceKind(str, enum.Enum):
     RTSP = "rtsp"
     HTTP = "http"
     PREPARED = "prepared"
+    PUSH = "push"
 
 
 class SourceTimeoutError(EdgeaffError):
@@ -61,8 +62,9 @@ class VideoFrame:
         t_s: presentation time in seconds (see the module docstring for each kind).
         image: (H, W, 3) uint8 BGR.
         arrival: ``time.perf_counter()`` when the frame was read (for latency).
-        face: the model's face crop when the source already is aligned faces (folders), else ``None``.
-        face_found: for such sources, whether the face image exists.
+        face: the aligned face image (RGB uint8, any size) when the source already is aligned faces (folders,
+            prepared trials), else ``None``; the pipeline resizes it to the model's crop size.
+        face_found: for such sources, whether the face image exists (``False``: the black crop is used).
         audio_features: raw ``(vggish (128,), mfcc (39,))`` when the source has them precomputed (prepared
             trials), else ``None`` (they are computed from the source's audio chunks).
     """
@@ -115,6 +117,16 @@ class SourceInfo:
     frame_count: int | None
     width: int | None = None
     height: int | None = None
+
+    @property
+    def aligned_faces(self) -> bool:
+        """The frames already are aligned faces (no face detection)."""
+        return self.kind in (SourceKind.FOLDER, SourceKind.PREPARED)
+
+    @property
+    def precomputed_audio(self) -> bool:
+        """The frames carry their audio features (prepared trials)."""
+        return self.kind is SourceKind.PREPARED
 
 
 class Source(Protocol):
@@ -191,7 +203,6 @@ def open_source(
     audio: str | Path | None = None,
     timeout_s: float = 10.0,
     sample_rate: int = 16000,
-    crop_size: int = 48,
 ) -> Source:
     """Open a source by URI (see the module docstring); enter the returned object before iterating.
 
@@ -202,7 +213,6 @@ def open_source(
         audio: audio for a folder of images (any file PyAV reads).
         timeout_s: live sources: longest wait for a frame before :class:`SourceTimeoutError`.
         sample_rate: audio sample rate delivered (the features' 16 kHz).
-        crop_size: side of the face crops a folder source delivers.
 
     Raises:
         InvalidInputError: bad URI or options; errors of the specific source when it is entered.
@@ -225,7 +235,7 @@ def open_source(
     if kind is SourceKind.FOLDER:
         from edgeaff.runtime.io.face_folder import FaceFolderSource
 
-        return FaceFolderSource(target, fps=fps, audio=audio, sample_rate=sample_rate, crop_size=crop_size)
+        return FaceFolderSource(target, fps=fps, audio=audio, sample_rate=sample_rate)
     if kind in (SourceKind.RTSP, SourceKind.HTTP):
         from edgeaff.runtime.io.network import NetworkStreamSource
 

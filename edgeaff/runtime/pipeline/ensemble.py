@@ -19,12 +19,33 @@ by default, or early (each fold before centering).
 
 from __future__ import annotations
 
+import enum
+
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
 
-CLIP_MODES = ("late", "early", "none")
 _REFERENCE_EPSILON = 1e-100
+
+
+class Clip(str, enum.Enum):
+    """Where predictions are clipped to [-1, 1] (``--clip``): after ensembling (``late``, the released script's
+    choice), each model before ensembling (``early``), or not at all (``none``)."""
+
+    LATE = "late"
+    EARLY = "early"
+    NONE = "none"
+
+    @classmethod
+    def parse(cls, value: str | Clip) -> Clip:
+        """The clipping named ``value``; raises :class:`InvalidInputError` listing the choices."""
+        if isinstance(value, Clip):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            choices = ", ".join(member.value for member in cls)
+            raise InvalidInputError(f"unknown clipping '{value}'; choose one of {choices}") from None
 
 
 def _check(predictions: np.ndarray) -> np.ndarray:
@@ -56,7 +77,7 @@ def fold_agreement(predictions: np.ndarray) -> np.ndarray:
     return agreement / max(count - 1, 1)
 
 
-def ccc_centering(predictions: np.ndarray, *, clip: str = "late") -> np.ndarray:
+def ccc_centering(predictions: np.ndarray, *, clip: str | Clip = Clip.LATE) -> np.ndarray:
     """Merge fold predictions (folds, T) into one (T,) series by CCC-centering, then clip.
 
     Args:
@@ -70,10 +91,9 @@ def ccc_centering(predictions: np.ndarray, *, clip: str = "late") -> np.ndarray:
         >>> ccc_centering(np.array([[0.1, 0.2, 0.3], [0.3, 0.4, 0.5]])).round(3).tolist()
         [0.2, 0.3, 0.4]
     """
-    if clip not in CLIP_MODES:
-        raise InvalidInputError(f"unknown clipping '{clip}'; choose one of {', '.join(CLIP_MODES)}")
+    clip = Clip.parse(clip)
     folds = _check(predictions)
-    if clip == "early":
+    if clip is Clip.EARLY:
         folds = np.clip(folds, -1.0, 1.0)
     if folds.shape[0] == 1:
         merged = folds[0].copy()
@@ -82,7 +102,7 @@ def ccc_centering(predictions: np.ndarray, *, clip: str = "late") -> np.ndarray:
         means = folds.mean(axis=1)
         offset = float(np.sum(means * agreement) / np.sum(agreement))
         merged = (folds - means[:, None] + offset).mean(axis=0)
-    return np.clip(merged, -1.0, 1.0) if clip == "late" else merged
+    return np.clip(merged, -1.0, 1.0) if clip is Clip.LATE else merged
 
 
 class CausalCccCentering:
@@ -93,9 +113,8 @@ class CausalCccCentering:
     frame.
     """
 
-    def __init__(self, folds: int, *, clip: str = "late") -> None:
-        if clip not in CLIP_MODES:
-            raise InvalidInputError(f"unknown clipping '{clip}'; choose one of {', '.join(CLIP_MODES)}")
+    def __init__(self, folds: int, *, clip: str | Clip = Clip.LATE) -> None:
+        clip = Clip.parse(clip)
         self.folds = folds
         self.clip = clip
         self.count = 0
@@ -105,7 +124,7 @@ class CausalCccCentering:
     def update(self, values: np.ndarray) -> float:
         """Add frame t's fold predictions and return the merged prediction for frame t."""
         x = np.asarray(values, dtype=np.float64).reshape(self.folds)
-        if self.clip == "early":
+        if self.clip is Clip.EARLY:
             x = np.clip(x, -1.0, 1.0)
         self.count += 1
         self._sum += x
@@ -126,10 +145,10 @@ class CausalCccCentering:
             total = agreement.sum()
             offset = float(np.sum(means * agreement) / total) if total != 0 else float(means.mean())
             merged = float(np.mean(x - means) + offset)
-        return float(np.clip(merged, -1.0, 1.0)) if self.clip == "late" else merged
+        return float(np.clip(merged, -1.0, 1.0)) if self.clip is Clip.LATE else merged
 
 
-def causal_ccc_centering(predictions: np.ndarray, *, clip: str = "late") -> np.ndarray:
+def causal_ccc_centering(predictions: np.ndarray, *, clip: str | Clip = Clip.LATE) -> np.ndarray:
     """:class:`CausalCccCentering` applied to a whole (folds, T) array: (T,)."""
     folds = _check(predictions)
     merger = CausalCccCentering(folds.shape[0], clip=clip)

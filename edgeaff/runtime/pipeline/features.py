@@ -17,6 +17,7 @@ import numpy as np
 
 from edgeaff.runtime.audio.frame_audio import FrameAudio, FrameAudioFeatures, FrameKey
 from edgeaff.runtime.backends.base import Runner
+from edgeaff.runtime.pipeline.prediction import Box
 from edgeaff.runtime.pipeline.timing import StageTimer
 
 # A frame is on the constant-rate grid when its time is within this fraction of a frame of index / fps.
@@ -61,7 +62,7 @@ class FrameState:
     t_s: float
     arrival: float
     face: bool
-    box: np.ndarray | None
+    box: Box | None
     crop: np.ndarray | None
     key: FrameKey | None
     precomputed: tuple[np.ndarray, np.ndarray] | None = None
@@ -77,7 +78,7 @@ class ReadyFrame:
     t_s: float
     arrival: float
     face: bool
-    box: np.ndarray | None
+    box: Box | None
     embedding: np.ndarray
     vggish: np.ndarray | None
     mfcc: np.ndarray | None

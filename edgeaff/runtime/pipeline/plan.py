@@ -72,3 +72,8 @@ def plan_models(models: Sequence[Mapping[str, Any]], *, audio: bool) -> tuple[Di
         folds = tuple(models[i].get("fold") for i in indices)
         plans.append(DimensionPlan(dimension, kind, indices, folds, kind == "multimodal" and not audio))
     return tuple(plans)
+
+
+def bundle_dimension_plans(bundle: Any, *, audio: bool = True) -> tuple[DimensionPlan, ...]:
+    """:func:`plan_models` for a loaded bundle's models."""
+    return plan_models(bundle.models, audio=audio)

@@ -1,27 +1,30 @@
-"""Drawing the results: the ``--overlay`` video (face box and a valence-arousal widget on every frame) and the
-``--plot`` image of the traces. Both are drawn with OpenCV; the video is encoded with PyAV (H.264 when the FFmpeg
-inside PyAV has ``libx264``, else MPEG-4 Part 2; the summary names the codec) with each frame's own timestamp, so a
-variable frame rate is kept.
+"""The ``--overlay`` video: every frame with the face box and a valence-arousal widget.
+
+Drawn with OpenCV on the frames the pipeline hands over with each prediction (``images=True``: no second decode of
+the source), encoded with PyAV (H.264 when the FFmpeg inside PyAV has ``libx264``, else MPEG-4 Part 2; the summary
+names the codec) with each frame's own timestamp, so a variable frame rate is kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.io.camera import import_cv2
 from edgeaff.runtime.io.media import import_av
+from edgeaff.runtime.pipeline.prediction import Prediction
+from edgeaff.runtime.sinks.base import RunContext
 
-COLORS = {"valence": (60, 180, 255), "arousal": (255, 140, 60)}  # BGR
 _TIME_BASE_DEN = 1000  # overlay timestamps in milliseconds
 
 
 def draw_frame(
-    image: np.ndarray, *, box: np.ndarray | None, values: Mapping[str, float], face: bool, audio: bool
+    image: np.ndarray, *, box: Sequence[float] | None, values: Mapping[str, float], face: bool, audio: bool
 ) -> np.ndarray:
     """A copy of a BGR frame with the face box and a valence (x) / arousal (y) disc in the top-left corner."""
     cv2 = import_cv2()
@@ -106,47 +109,31 @@ class OverlayWriter:
             self._container.close()
 
 
-def plot_traces(
-    path: Path,
-    times: np.ndarray,
-    values: Mapping[str, np.ndarray],
-    face: np.ndarray,
-    *,
-    title: str,
-    size: tuple[int, int] = (1200, 420),
-) -> None:
-    """Write a PNG of each dimension over time in [-1, 1]; frames without a face are shaded."""
-    cv2 = import_cv2()
-    width, height = size
-    left, right, top, bottom = 56, 16, 34, 34
-    image = np.full((height, width, 3), 255, np.uint8)
-    span_w, span_h = width - left - right, height - top - bottom
-    t = np.asarray(times, dtype=np.float64)
-    t0, t1 = (float(t.min()), float(t.max())) if t.size else (0.0, 1.0)
-    t1 = t1 if t1 > t0 else t0 + 1.0
+class OverlaySink:
+    """``<name>.overlay.mp4``: each prediction drawn on its frame (needs a pipeline made with ``images=True``)."""
 
-    def x_of(value: np.ndarray | float) -> np.ndarray:
-        return left + (np.asarray(value) - t0) / (t1 - t0) * span_w
+    stage = "overlay"
 
-    def y_of(value: np.ndarray | float) -> np.ndarray:
-        return top + (1.0 - (np.clip(np.asarray(value), -1, 1) + 1.0) / 2.0) * span_h
+    def __init__(self, path: Path, context: RunContext) -> None:
+        width = context.info.width or context.crop_size
+        height = context.info.height or context.crop_size
+        self._writer = OverlayWriter(path, width=width, height=height, rate=context.info.fps)
 
-    for index in np.flatnonzero(~np.asarray(face, dtype=bool)):
-        x = int(x_of(t[index]))
-        cv2.line(image, (x, top), (x, top + span_h), (225, 225, 225), 1)
-    for level in (-1.0, -0.5, 0.0, 0.5, 1.0):
-        y = int(y_of(level))
-        cv2.line(image, (left, y), (left + span_w, y), (200, 200, 200) if level else (140, 140, 140), 1)
-        cv2.putText(image, f"{level:+.1f}", (6, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (80, 80, 80), 1)
-    for row, (dimension, series) in enumerate(values.items()):
-        points = np.stack([x_of(t), y_of(series)], axis=1).round().astype(np.int32)
-        color = COLORS.get(dimension, (0, 0, 0))
-        cv2.polylines(image, [points.reshape(-1, 1, 2)], False, color, 1, cv2.LINE_AA)
-        cv2.putText(image, dimension, (left + 8 + 110 * row, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1)
-    cv2.putText(image, title, (left + 240, top - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (60, 60, 60), 1)
-    cv2.putText(image, f"{t0:.1f} s", (left, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (80, 80, 80), 1)
-    cv2.putText(image, f"{t1:.1f} s", (width - right - 60, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (80, 80, 80), 1)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise RuntimeError("OpenCV could not encode the plot as PNG")
-    path.write_bytes(encoded.tobytes())
+    def __enter__(self) -> OverlaySink:
+        self._writer.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._writer.__exit__(exc_type, exc, tb)
+
+    def write(self, prediction: Prediction) -> None:
+        if prediction.image is None:
+            raise InvalidInputError("the overlay needs each frame: make the pipeline with images=True")
+        drawn = draw_frame(prediction.image, box=prediction.box, values=prediction.values, face=prediction.face,
+                           audio=prediction.audio)  # fmt: skip
+        self._writer.write(drawn, prediction.time_s)
+
+    def finish(self) -> dict[str, Any]:
+        return {"overlay_codec": self._writer.codec}

@@ -1,0 +1,113 @@
+"""Options shared by the commands that run a bundle (``infer``, ``bench``, ``serve``), defined once.
+
+Each alias is an ``Annotated`` type for a typer parameter; :func:`pipeline_options` turns the values into the
+runtime's validated :class:`~edgeaff.runtime.PipelineOptions`, so every command means the same by each option.
+``--device`` means the same in every edgeaff command: ``cpu``, ``cuda`` or ``cuda:N``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+BundleOpt = Annotated[Path, typer.Option("--bundle", help="Bundle directory written by 'edgeaff export'.")]
+BackendOpt = Annotated[str, typer.Option("--backend", help="ort-cpu, ort-cuda, ort-trt or trt.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (as exported).")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="ONNX Runtime threads per graph (1..the cores present).")
+]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda:0 for GPU backends, cpu for ort-cpu)."),
+]
+EngineCacheOpt = Annotated[
+    Path | None, typer.Option("--engine-cache", metavar="DIR", help="TensorRT engine cache (trt, ort-trt).")
+]
+ShapeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--shape", metavar="[GRAPH.]AXIS=MIN:OPT:MAX", help="Engine profile ranges, as given to build-engines."
+    ),
+]
+FaceDetectorOpt = Annotated[str, typer.Option("--face-detector", help="dnn (the bundle's BlazeFace) or haar.")]
+HaarCascadeOpt = Annotated[
+    Path | None, typer.Option("--haar-cascade", help="Haar cascade XML instead of OpenCV's own.")
+]
+DetectEveryOpt = Annotated[
+    int, typer.Option("--detect-every", help="Detect faces at least every N frames, track in between (1..10000).")
+]
+FaceSelectOpt = Annotated[str, typer.Option("--face-select", help="Whom to follow: largest, center, left or right.")]
+ClipOpt = Annotated[str, typer.Option("--clip", help="Clip to [-1, 1]: late (after ensembling), early or none.")]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option("--batch", help="Frames per visual graph call, 1..64 (default 16 offline, 1 in stream mode)."),
+]
+
+
+def backend_options(
+    *,
+    backend: str,
+    precision: str,
+    threads: int | None,
+    device: str | None,
+    engine_cache: Path | None = None,
+    shape: list[str] | None = None,
+) -> Any:
+    """The runtime's :class:`BackendOptions` for the shared options (validated; one meaning of ``--device``).
+
+    Raises:
+        InvalidInputError: a bad value, or a device that does not fit the backend.
+    """
+    from edgeaff.runtime import Backend, BackendOptions, InvalidInputError
+    from edgeaff.runtime.backends.base import Device
+    from edgeaff.runtime.engines.bundle import parse_axis_range
+
+    chosen = Backend.parse(backend)
+    where = Device.parse(device) if device is not None else Device("cuda" if chosen.gpu else "cpu")
+    if chosen.gpu != (where.kind == "cuda"):
+        raise InvalidInputError(
+            f"--backend {chosen.value} runs on {'a CUDA GPU' if chosen.gpu else 'the CPU'}, not on --device {where}; "
+            + ("use --device cuda or cuda:N" if chosen.gpu else "use --backend ort-cuda, ort-trt or trt for a GPU")
+        )
+    return BackendOptions(
+        backend=chosen,
+        precision=precision,
+        threads=threads,
+        engine_cache=engine_cache,
+        shapes=dict(parse_axis_range(text) for text in shape or []),
+        device=where.index,
+    )
+
+
+def pipeline_options(
+    *,
+    backend: Any,
+    mode: str | None = None,
+    face_detector: str = "dnn",
+    haar_cascade: Path | None = None,
+    detect_every: int = 10,
+    face_select: str = "largest",
+    clip: str = "late",
+    batch: int | None = None,
+    per_model: bool = False,
+    images: bool = False,
+    spool_dir: Path | None = None,
+) -> Any:
+    """The runtime's :class:`PipelineOptions` from the shared options (``backend`` from :func:`backend_options`)."""
+    from edgeaff.runtime import Clip, DetectorKind, FaceSelect, Mode, PipelineOptions
+
+    return PipelineOptions(
+        backend=backend,
+        mode=None if mode is None else Mode.parse(mode),
+        face_detector=DetectorKind.parse(face_detector),
+        haar_cascade=haar_cascade,
+        detect_every=detect_every,
+        face_select=FaceSelect.parse(face_select),
+        clip=Clip.parse(clip),
+        batch=batch,
+        per_model=per_model,
+        images=images,
+        spool_dir=spool_dir,
+    )

@@ -1,0 +1,119 @@
+"""The graph sessions of a pipeline: opened once, on first use, and reused by every source it runs.
+
+Each runner is checked against the bundle's manifest when it opens (output names, ranks, fixed sizes and dtypes),
+so a graph that does not match its description is refused before the first frame. An :class:`Instrument` may wrap
+each runner and the face stage as they open (``edgeaff bench`` times them that way).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Protocol
+
+from edgeaff.runtime.artifacts.bundle import Bundle, BundleError, GraphTensor
+from edgeaff.runtime.backends.base import Runner, TensorSpec
+from edgeaff.runtime.backends.graphs import GraphChoice, graph_runner
+from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.faces import DetectorKind, FaceStage, FaceStageOptions
+from edgeaff.runtime.pipeline.options import PipelineOptions
+
+
+class Instrument(Protocol):
+    """A hook that sees every runner and the face stage as they open, and may return wrappers of them."""
+
+    def runner(self, role: str, runner: Runner) -> Runner:
+        """The runner the pipeline uses for graph ``role`` (already entered)."""
+        ...
+
+    def faces(self, stage: FaceStage) -> FaceStage:
+        """The face stage the pipeline uses (already entered)."""
+        ...
+
+
+class GraphSet:
+    """Entered runners by graph role and the face stage, opened on demand; :meth:`close` frees them all."""
+
+    def __init__(self, bundle: Bundle, options: PipelineOptions, *, instrument: Instrument | None = None) -> None:
+        self.bundle = bundle
+        self.options = options
+        self.instrument = instrument
+        self.choices: dict[str, GraphChoice] = {}
+        self._runners: dict[str, Runner] = {}
+        self._faces: FaceStage | None = None
+        self._stack = contextlib.ExitStack()
+
+    def runner(self, role: str) -> Runner:
+        """The entered runner of graph ``role`` (``visual``, ``vggish``, ``temporal``, ``temporal_stream``)."""
+        if role not in self._runners:
+            runner, choice = graph_runner(self.bundle, role, self.options.backend)
+            entered = self._stack.enter_context(runner)
+            check_outputs(self.bundle, role, entered.outputs, choice.file)
+            self.choices[role] = choice
+            self._runners[role] = self.instrument.runner(role, entered) if self.instrument else entered
+        return self._runners[role]
+
+    def faces(self) -> FaceStage:
+        """The entered face stage (``--face-detector``), its subject forgotten (call per source)."""
+        if self._faces is None:
+            stage = self._stack.enter_context(self._face_stage())
+            self._faces = self.instrument.faces(stage) if self.instrument else stage
+        self._faces.reset()
+        return self._faces
+
+    def _face_stage(self) -> FaceStage:
+        options = self.options
+        stage_options = FaceStageOptions(
+            detect_every=options.detect_every,
+            select=options.face_select,
+            crop_size=self.bundle.feature_spec.face.image_size,
+        )
+        if options.face_detector is DetectorKind.HAAR:
+            return FaceStage.haar(options.haar_cascade, options=stage_options)
+        if "face_detector" not in self.bundle.graphs:
+            raise InvalidInputError(
+                f"the bundle {self.bundle.root} ships no face detector (exported by an older edgeaff); re-export it, "
+                "or pass --face-detector haar"
+            )
+        from edgeaff.runtime.faces.detector_spec import FaceDetectorSpec
+        from edgeaff.runtime.faces.dnn_detector import DnnFaceDetector
+
+        entry = self.bundle.manifest["graphs"]["face_detector"]
+        if isinstance(entry.get("detector_spec"), dict):
+            spec = FaceDetectorSpec.from_dict(entry["detector_spec"])
+        else:
+            spec = FaceDetectorSpec.load(self.bundle.graphs["face_detector"].file().with_suffix(".json"))
+        threads = options.backend.threads or 1
+        runner, choice = graph_runner(self.bundle, "face_detector", options.backend, threads=threads)
+        self.choices["face_detector"] = choice
+        return FaceStage(DnnFaceDetector(spec, runner), keypoint_names=spec.keypoints, options=stage_options)
+
+    def close(self) -> None:
+        """Close every runner and the face stage."""
+        self._runners.clear()
+        self._faces = None
+        self._stack.close()
+
+
+def check_outputs(bundle: Bundle, role: str, actual: list[TensorSpec], file: str) -> None:
+    """Refuse a graph whose outputs differ from the manifest's description of them.
+
+    Raises:
+        BundleError: a missing output, or one of another rank, fixed size or dtype.
+    """
+    described: tuple[GraphTensor, ...] = bundle.graphs[role].outputs
+    found = {spec.name: spec for spec in actual}
+    for want in described:
+        got = found.get(want.name)
+        problem = None
+        if got is None:
+            problem = f"has no output '{want.name}' (it has {sorted(found)})"
+        elif got.dtype != want.dtype:
+            problem = f"gives '{want.name}' as {got.dtype}, the manifest says {want.dtype}"
+        elif len(got.shape) != len(want.shape) or any(
+            isinstance(w, int) and isinstance(g, int) and w != g for w, g in zip(want.shape, got.shape, strict=True)
+        ):
+            problem = f"gives '{want.name}' with shape {tuple(got.shape)}, the manifest says {tuple(want.shape)}"
+        if problem is not None:
+            raise BundleError(
+                f"bundle {bundle.root}: the '{role}' graph ({file}) {problem}; the bundle is inconsistent: re-export it"
+            )

@@ -1,0 +1,99 @@
+"""What a :class:`~edgeaff.runtime.pipeline.pipeline.Pipeline` is asked to do: one frozen, validated description.
+
+Every closed set is an enum (:class:`Mode` here; ``Backend`` in :mod:`edgeaff.runtime.backends.graphs`; ``Clip``
+in :mod:`edgeaff.runtime.pipeline.ensemble`; ``DetectorKind`` and ``FaceSelect`` in :mod:`edgeaff.runtime.faces`),
+and every number has a checked range, so a bad option fails before any graph is opened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from pathlib import Path
+
+from edgeaff.runtime.backends.graphs import BackendOptions
+from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.faces import DetectorKind, FaceSelect
+from edgeaff.runtime.pipeline.ensemble import Clip
+
+MAX_VISUAL_BATCH = 64  # the engines' default profile for the visual graph
+OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
+MAX_DETECT_EVERY = 10_000
+
+
+class Mode(str, enum.Enum):
+    """How predictions are made.
+
+    ``offline``: the reference's 300-frame windows (hop 200), overlapping predictions averaged, the folds merged by
+    CCC-centering over the whole video: every prediction is final when the source ends. ``stream``: the causal
+    streaming graph, one update per frame, folds merged by causal CCC-centering: each prediction is final as soon
+    as its frame's features are (about 1 s after the frame with audio).
+    """
+
+    OFFLINE = "offline"
+    STREAM = "stream"
+
+    @classmethod
+    def parse(cls, value: str | Mode) -> Mode:
+        """The mode named ``value``; raises :class:`InvalidInputError` listing the choices."""
+        if isinstance(value, Mode):
+            return value
+        try:
+            return cls(str(value).lower())
+        except ValueError:
+            choices = ", ".join(member.value for member in cls)
+            raise InvalidInputError(f"unknown mode '{value}'; choose one of {choices}") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineOptions:
+    """The settings of a :class:`Pipeline` (the same for every source it runs).
+
+    Attributes:
+        backend: backend, precision, threads, CUDA device, TensorRT cache and engine shapes.
+        mode: :class:`Mode`, or ``None``: ``stream`` for live sources (cameras, streams, pushed frames), ``offline``
+            for files and folders.
+        face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar`` (OpenCV's cascade).
+        haar_cascade: a Haar cascade XML file instead of OpenCV's bundled one.
+        detect_every: detect faces at least every N frames and track in between (1..10000).
+        face_select: whom to follow when several faces are visible.
+        clip: where predictions are clipped to [-1, 1]: ``late`` (after ensembling), ``early`` (each model) or
+            ``none``.
+        batch: frames per visual graph call (1..64); ``None``: 16 offline, 1 in stream mode. In stream mode a larger
+            batch trades latency (frames wait for the batch to fill) for throughput.
+        per_model: attach each model's raw prediction to every :class:`Prediction` (``models``).
+        images: attach the decoded frame (BGR) to every :class:`Prediction` (``image``), e.g. for drawing. Offline,
+            frames wait for the end of the source: they are held JPEG-compressed in a temporary file (in
+            ``spool_dir`` or the system's temporary folder) that is deleted when the run ends.
+        spool_dir: where that temporary file goes.
+    """
+
+    backend: BackendOptions = dataclasses.field(default_factory=BackendOptions)
+    mode: Mode | None = None
+    face_detector: DetectorKind = DetectorKind.DNN
+    haar_cascade: Path | None = None
+    detect_every: int = 10
+    face_select: FaceSelect = FaceSelect.LARGEST
+    clip: Clip = Clip.LATE
+    batch: int | None = None
+    per_model: bool = False
+    images: bool = False
+    spool_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if self.mode is not None:
+            set_(self, "mode", Mode.parse(self.mode))
+        set_(self, "face_detector", DetectorKind.parse(self.face_detector))
+        set_(self, "face_select", FaceSelect.parse(self.face_select))
+        set_(self, "clip", Clip.parse(self.clip))
+        if isinstance(self.detect_every, bool) or not 1 <= int(self.detect_every) <= MAX_DETECT_EVERY:
+            raise InvalidInputError(f"--detect-every must be 1..{MAX_DETECT_EVERY}, got {self.detect_every}")
+        if self.batch is not None and (isinstance(self.batch, bool) or not 1 <= int(self.batch) <= MAX_VISUAL_BATCH):
+            raise InvalidInputError(f"--batch must be 1..{MAX_VISUAL_BATCH} (the engines' profile), got {self.batch}")
+        if self.haar_cascade is not None and self.face_detector is not DetectorKind.HAAR:
+            raise InvalidInputError("--haar-cascade applies to --face-detector haar only")
+
+    def visual_batch(self, mode: Mode) -> int:
+        """Frames per visual graph call in ``mode``."""
+        return self.batch or (OFFLINE_BATCH if mode is Mode.OFFLINE else 1)

@@ -1,0 +1,161 @@
+"""The summary document of a run: what ran on what, what came out, and how long each stage took.
+
+``edgeaff infer`` writes it as ``<name>.json`` (:class:`~edgeaff.runtime.sinks.summary.SummarySink`, which adds the
+paths of the result files); an application gets it from :meth:`PipelineRun.report` or :meth:`PushStream.report`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+import edgeaff
+from edgeaff.runtime.io.sources import SourceInfo
+from edgeaff.runtime.pipeline.processor import FrameProcessor
+from edgeaff.runtime.pipeline.timing import StageTimer
+
+if TYPE_CHECKING:
+    from edgeaff.runtime.pipeline.pipeline import Pipeline
+
+SUMMARY_FORMAT = "edgeaff-infer-summary"
+SUMMARY_SCHEMA_VERSION = 1
+
+
+class Reportable(Protocol):
+    """What a report is made of: a pulled run or a pushed stream."""
+
+    pipeline: Pipeline
+    timer: StageTimer
+    ended: str | None
+    wall_s: float
+
+    @property
+    def processor(self) -> FrameProcessor: ...
+
+    @property
+    def dropped_frames(self) -> int: ...
+
+
+def _latency(timer: StageTimer) -> dict[str, Any] | None:
+    summary = timer.summary().get("latency")
+    if summary is None:
+        return None
+    return {k: summary[k] for k in ("calls", "mean_ms", "p50_ms", "p90_ms", "p99_ms")}
+
+
+def build_report(run: Reportable) -> dict[str, Any]:
+    """The summary document of a finished (or stopped) run."""
+    processor = run.processor
+    info: SourceInfo = processor.info
+    pipeline, options = run.pipeline, run.pipeline.options
+    bundle = pipeline.bundle
+    frames = processor.frames
+    duration = None
+    if processor.first_t is not None and processor.last_t is not None:
+        duration = float(processor.last_t - processor.first_t) + (1.0 / info.fps if info.fps else 0.0)
+    timing = {k: v for k, v in run.timer.summary().items() if k != "latency"}
+    spec = bundle.feature_spec
+    lookahead_ms = 0.0
+    if processor.audio is not None:
+        hop, window = spec.vggish.stft_hop_s, spec.vggish.stft_window_s
+        lookahead_ms = 1000.0 * (hop * (spec.vggish.example_frames - 1) + window)
+    faces = processor.faces
+    windows = processor.windows
+    document: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "source": {
+            "uri": info.uri,
+            "kind": info.kind.value,
+            "name": info.name,
+            "live": info.live,
+            "fps": info.fps,
+            "width": info.width,
+            "height": info.height,
+            "frames_declared": info.frame_count,
+            "audio": info.has_audio,
+            "audio_note": info.audio_note,
+            "dropped_frames": run.dropped_frames,
+        },
+        "ended": run.ended,
+        "frames": frames,
+        "first_time_s": processor.first_t,
+        "last_time_s": processor.last_t,
+        "duration_s": duration,
+        "frames_with_face": processor.with_face,
+        "frames_without_face": frames - processor.with_face,
+        "frames_with_audio": processor.with_audio,
+        "audio_alignment": _alignment(processor),
+        "mode": processor.mode.value,
+        "backend": options.backend.backend.value,
+        "precision": str(options.backend.precision),
+        "clip": options.clip.value,
+        "graphs": [c.to_dict() for role, c in pipeline.graphs.choices.items() if role in processor.roles],
+        "bundle": {
+            "path": str(bundle.root),
+            "models": list(processor.model_names),
+            "precisions": bundle.precisions,
+            "shared_trunk": bundle.manifest.get("visual", {}).get("shared_trunk"),
+        },
+        "dimensions": {plan.dimension: plan.to_dict() for plan in processor.plans},
+        "face_detector": None
+        if faces is None
+        else {
+            "kind": options.face_detector.value,
+            "detect_every": options.detect_every,
+            "select": options.face_select.value,
+            "counts": dict(faces.counts),
+        },
+        "wall_s": run.wall_s,
+        "frames_per_second": frames / run.wall_s if run.wall_s > 0 else None,
+        "timing_ms": timing,
+        "latency_ms": _latency(run.timer),
+        "audio_lookahead_ms": lookahead_ms if processor.mode.value == "stream" else None,
+        "buffers": {
+            "window_frames": windows.window if windows is not None else None,
+            "max_window_buffer": windows.buffered_frames if windows is not None else None,
+            "max_pending_frames": processor.features.max_pending,
+            "max_audio_rows": processor.max_audio_rows,
+            "image_spool_bytes": processor.spool.size_bytes if processor.spool is not None else None,
+        },
+        "windows": None if windows is None else [list(w) for w in windows.windows],
+        "notes": list(processor.notes.notes),
+        "warnings": list(processor.notes.warnings),
+        "versions": versions(),
+    }
+    return plain(document)
+
+
+def _alignment(processor: FrameProcessor) -> str | None:
+    if processor.audio is None:
+        return None
+    if processor.clock.constant:
+        return f"frame index at {processor.clock.fps:g} fps (constant frame rate; the rows edgeaff prepare uses)"
+    return "frame timestamps (variable frame rate or live source)"
+
+
+def versions() -> dict[str, str]:
+    """Versions of edgeaff and the libraries that ran."""
+    from importlib import metadata
+
+    found = {"edgeaff": edgeaff.__version__, "python": platform.python_version(), "numpy": np.__version__}
+    for package in ("onnxruntime", "onnxruntime-gpu", "av", "opencv-python-headless", "opencv-python", "tensorrt"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[package] = metadata.version(package)
+    return found
+
+
+def plain(value: Any) -> Any:
+    """Numpy scalars and arrays inside ``value`` as plain Python values."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
