@@ -21,7 +21,8 @@ from edgeaff.bench.stats import LatencyStats, PairedTiming, Repeats
 from edgeaff.runtime.artifacts.bundle import Bundle, load_bundle
 from edgeaff.runtime.backends.graphs import BackendOptions, check_precision
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.io.sources import Source, open_source
+from edgeaff.runtime.io.open import open_source
+from edgeaff.runtime.io.sources import Source
 from edgeaff.runtime.pipeline.infer import MODES, InferOptions
 
 SYNTHETIC_ENSEMBLE_FRAMES = 600

@@ -25,7 +25,8 @@ from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, check_precision, graph_runner
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import DetectorKind, FaceSelect, FaceStage, FaceStageOptions
-from edgeaff.runtime.io.sources import Source, SourceKind, open_source
+from edgeaff.runtime.io.open import open_source
+from edgeaff.runtime.io.sources import Source, SourceKind
 from edgeaff.runtime.pipeline.ensemble import CLIP_MODES
 
 MODES = ("offline", "stream")
