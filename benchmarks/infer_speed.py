@@ -126,12 +126,11 @@ def write_video(path: Path, *, seconds: float, width: int, height: int) -> Path:
 
 def run(bundle: Path, video: Path, *, mode: str, threads: int | None, out: Path) -> dict[str, Any]:
     """One ``edgeaff infer`` run (torch-free code path) and its summary; ``stream-bN`` is stream mode, batch N."""
-    from edgeaff.runtime.backends.graphs import BackendOptions
-    from edgeaff.runtime.pipeline.infer import InferOptions, infer_source
+    from edgeaff.runtime import Pipeline, write_results
 
     base, _, batch = mode.partition("-b")
-    options = InferOptions(backend=BackendOptions(threads=threads), mode=base, batch=int(batch) if batch else None)
-    result = infer_source(video, bundle, out, options=options, echo=lambda _: None, show=lambda _: None)
+    with Pipeline(bundle, threads=threads, mode=base, batch=int(batch) if batch else None) as pipeline:
+        result = write_results(pipeline.run(video), out, echo=lambda _: None, show=lambda _: None)
     return result.summary
 
 

@@ -36,12 +36,10 @@ from edgeaff.bench.pipeline import PipelineSession
 from edgeaff.bench.report import build_document, render_markdown, write_json, write_markdown
 from edgeaff.bench.stamp import load_average, make_stamp
 from edgeaff.bench.stats import Repeats, time_interleaved
-from edgeaff.runtime.artifacts.bundle import load_bundle
+from edgeaff.runtime import BackendOptions, Mode, PipelineOptions, load_bundle
 from edgeaff.runtime.artifacts.prepared import load_trial_arrays
-from edgeaff.runtime.backends.graphs import BackendOptions
 from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
 from edgeaff.runtime.pipeline.ensemble import ccc_centering
-from edgeaff.runtime.pipeline.infer import InferOptions
 from edgeaff.runtime.pipeline.plan import plan_models
 from edgeaff.runtime.pipeline.windows import OverlapAverager, window_starts
 from edgeaff.train.checkpoint import CheckpointMetadata, load_checkpoint
@@ -123,7 +121,7 @@ def compare_with_reference(
     trial = load_trial_arrays(trial_dir, spec=bundle.feature_spec)
     reference = ReferenceStyle(models, metas, trial)
     dimensions = [plan.dimension for plan in plan_models(bundle.models, audio=True)]
-    options = InferOptions(backend=BackendOptions(threads=threads), mode="offline")
+    options = PipelineOptions(backend=BackendOptions(threads=threads), mode=Mode.OFFLINE)
     with tempfile.TemporaryDirectory(prefix="edgeaff-reference-") as scratch:
         session = PipelineSession(
             bundle, lambda: PreparedTrialSource(trial_dir, spec=bundle.feature_spec), options=options,

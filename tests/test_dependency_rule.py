@@ -1,17 +1,16 @@
-"""design.md §2: the runtime and the CLI entry work where torch cannot be imported; runtime never imports train."""
+"""design.md §2: the runtime and the CLI entry work where torch cannot be imported.
+
+Which package may import which (runtime never imports torch, train or export) is the import-linter contracts'
+job: see ``[tool.importlinter]`` in pyproject.toml and ``test_architecture.py``.
+"""
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 from torch_block import BLOCK_TORCH
-
-import edgeaff
-
-PACKAGE = Path(edgeaff.__file__).parent
 
 
 def run_without_torch(code: str) -> subprocess.CompletedProcess[str]:
@@ -53,27 +52,3 @@ def test_training_commands_name_the_extra_without_torch(tmp_path: Path) -> None:
     )
     assert result.returncode == 3
     assert "edgeaff[train]" in result.stderr and "Traceback" not in result.stderr
-
-
-def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return names
-
-
-def test_runtime_sources_never_import_torch_train_or_export() -> None:
-    offenders = {}
-    for path in sorted((PACKAGE / "runtime").rglob("*.py")):
-        bad = {
-            name
-            for name in _imports(path)
-            if name == "torch" or name.startswith(("torch.", "edgeaff.train", "edgeaff.export", "edgeaff.cli"))
-        }
-        if bad:
-            offenders[str(path.relative_to(PACKAGE))] = sorted(bad)
-    assert offenders == {}

@@ -24,15 +24,8 @@ from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_r
 from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
-from edgeaff.runtime.io.sources import (
-    AudioChunk,
-    Source,
-    SourceInfo,
-    SourceKind,
-    SourceTimeoutError,
-    VideoFrame,
-    open_source,
-)
+from edgeaff.runtime.io.open import open_source
+from edgeaff.runtime.io.sources import AudioChunk, Source, SourceInfo, SourceKind, SourceTimeoutError, VideoFrame
 from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, Clip, ccc_centering
 from edgeaff.runtime.pipeline.graphs import Instrument
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions

@@ -23,7 +23,8 @@ from edgeaff.runtime.io.camera import CaptureSource, csi_pipeline
 from edgeaff.runtime.io.live_reader import LiveReader
 from edgeaff.runtime.io.media import CorruptMediaError, NotMediaError
 from edgeaff.runtime.io.network import NetworkStreamSource
-from edgeaff.runtime.io.sources import AudioChunk, SourceKind, SourceTimeoutError, VideoFrame, classify, open_source
+from edgeaff.runtime.io.open import classify, open_source
+from edgeaff.runtime.io.sources import AudioChunk, SourceKind, SourceTimeoutError, VideoFrame
 
 cv2 = pytest.importorskip("cv2")
 

@@ -65,7 +65,7 @@ def csi_pipeline(sensor: str) -> str:
 
 
 class CaptureSource:
-    """A camera read with ``cv2.VideoCapture`` in a background thread. Use through :func:`sources.open_source`.
+    """A camera read with ``cv2.VideoCapture`` in a background thread. Use through :func:`.open.open_source`.
 
     Args:
         kind: :attr:`SourceKind.CAMERA` or :attr:`SourceKind.CSI`.

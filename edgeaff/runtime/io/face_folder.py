@@ -47,7 +47,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 
 class FaceFolderSource:
-    """Numbered aligned-face images plus optional audio. Use through :func:`sources.open_source`."""
+    """Numbered aligned-face images plus optional audio. Use through :func:`.open.open_source`."""
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ FRAME_COUNT_SLACK = 2
 
 
 class MediaFileSource:
-    """A video file decoded with PyAV (see the module docstring). Use through :func:`sources.open_source`."""
+    """A video file decoded with PyAV (see the module docstring). Use through :func:`.open.open_source`."""
 
     def __init__(self, path: str | Path, *, uri: str, sample_rate: int = 16000) -> None:
         self.path = Path(path)
