@@ -24,8 +24,8 @@ from typing import Any
 from edgeaff.runtime.artifacts.bundle import Bundle, load_bundle
 from edgeaff.runtime.backends.graphs import BackendOptions, check_precision
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
 from edgeaff.runtime.io.open import open_source
+from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
 from edgeaff.runtime.io.sources import Source, SourceInfo
 from edgeaff.runtime.pipeline.graphs import GraphSet, Instrument
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
