@@ -143,3 +143,15 @@ def test_frames_stop_waiting_for_audio_that_stalls() -> None:
     assert stalls == [MAX_WAITING_FRAMES + 1] and stage.stalled
     assert stage.max_pending == MAX_WAITING_FRAMES + 1
     assert [f.index for f in emitted] == list(range(MAX_WAITING_FRAMES + 50)) and not any(f.audio for f in emitted)
+
+
+def test_the_streamed_window_rule_is_the_window_rule() -> None:
+    """Windows found frame by frame (regular windows as frames arrive, the final one at the end) are exactly
+    window_starts' for every length, so training, export and the runtime share one rule."""
+    from edgeaff.runtime.pipeline.windows import final_window, window_closed_by, window_starts
+
+    for window, hop in ((300, 200), (7, 3), (5, 5)):
+        for length in range(1, 4 * window + 3):
+            streamed = [s for n in range(length) if (s := window_closed_by(n, window=window, hop=hop)) is not None]
+            streamed.append(final_window(length, window=window)[0])
+            assert streamed == window_starts(length, window=window, hop=hop), (window, hop, length)

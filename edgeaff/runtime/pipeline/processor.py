@@ -118,13 +118,13 @@ class FrameProcessor:
             embedding = (len(bundle.models), int(bundle.manifest["visual"]["embedding_dim"]))
             self.windows = WindowedTemporal(
                 graphs.runner("temporal"), window=spec.window.length, hop=spec.window.hop,
-                models=len(bundle.models), embedding_shape=embedding, timer=timer,
+                models=len(bundle.models), embedding_shape=embedding, timer=timer, spec=spec,
             )  # fmt: skip
             self._log = GrowingArray(_LOG_COLUMNS)
         else:
             self.stream = StreamingTemporal(
                 graphs.runner("temporal_stream"), bundle.manifest["streaming"], max_chunk=spec.window.length,
-                timer=timer,
+                timer=timer, spec=spec,
             )  # fmt: skip
             self._mergers = {p.dimension: CausalCccCentering(len(p.indices), clip=options.clip) for p in self.plans}
         self.features = FeatureStage(

@@ -1,9 +1,9 @@
 """The temporal part of the pipeline, fed one frame's features at a time (embeddings, raw VGGish, raw MFCC).
 
-* :class:`WindowedTemporal` (offline): the reference's windows (``reference.md`` §4.6, §6.1) — length W, hop H,
-  the last window ending at the last frame, one window for sequences of at most W frames — run on the windowed
-  ``temporal`` graph, overlapping predictions averaged per frame. Only the last W frames' features are kept (a
-  ring buffer): a window runs as soon as it is complete, and the final window is known at the end of the stream.
+* :class:`WindowedTemporal` (offline): the reference's windows (:mod:`edgeaff.runtime.pipeline.windows`: length W,
+  hop H, the last window ending at the last frame, one window for sequences of at most W frames) run on the
+  windowed ``temporal`` graph, overlapping predictions averaged per frame. Only the last W frames' features are
+  kept (a ring buffer): a window runs as soon as it is complete, and the final window is known at the end.
   A sequence shorter than W runs as one window of its own length: the graph is causal, so the reference's zero
   padding after the last frame cannot change any real frame's prediction.
 * :class:`StreamingTemporal` (live): the ``temporal_stream`` graph with its state, one chunk of frames per call.
@@ -18,6 +18,8 @@ import numpy as np
 from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime.pipeline.windows import final_window, window_closed_by
+from edgeaff.runtime.spec import FeatureSpec
 
 
 class GrowingArray:
@@ -43,24 +45,21 @@ class GrowingArray:
 class TemporalFeed:
     """Builds the feed of a temporal graph from per-frame arrays; zeros where the graph wants audio the frames lack."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, spec: FeatureSpec) -> None:
         names = {spec.name for spec in runner.inputs}
         self.audio = "vggish" in names and "mfcc" in names
+        self.widths = (spec.vggish.embedding_dim, spec.mfcc.dim)
         self.runner = runner
 
-    def feed(
-        self, embeddings: np.ndarray, vggish: np.ndarray | None, mfcc: np.ndarray | None, *, vggish_dim: int = 128
-    ) -> dict[str, np.ndarray]:
-        """``{"embeddings": (1, L, M, E)[, "vggish": (1, L, 128), "mfcc": (1, L, 39)]}`` float32."""
+    def feed(self, embeddings: np.ndarray, vggish: np.ndarray | None, mfcc: np.ndarray | None) -> dict[str, np.ndarray]:
+        """``{"embeddings": (1, L, M, E)[, "vggish": (1, L, V), "mfcc": (1, L, C)]}`` float32 (widths: the spec's)."""
         length = embeddings.shape[0]
         feed = {"embeddings": np.ascontiguousarray(embeddings[None], dtype=np.float32)}
         if self.audio:
-            feed["vggish"] = (
-                np.zeros((1, length, vggish_dim), np.float32)
-                if vggish is None
-                else np.asarray(vggish, np.float32)[None]
-            )
-            feed["mfcc"] = np.zeros((1, length, 39), np.float32) if mfcc is None else np.asarray(mfcc, np.float32)[None]
+            zeros = (np.zeros((1, length, width), np.float32) for width in self.widths)
+            given = (vggish, mfcc)
+            for name, values, empty in zip(("vggish", "mfcc"), given, zeros, strict=True):
+                feed[name] = empty if values is None else np.asarray(values, np.float32)[None]
         return feed
 
 
@@ -74,20 +73,30 @@ class WindowedTemporal:
         models: M, the number of models in the graph's output.
         embedding_shape: (M, E) of one frame's embeddings.
         timer: records the ``temporal`` stage.
+        spec: the feature spec (audio feature widths; default: the reference's).
     """
 
     def __init__(
-        self, runner: Runner, *, window: int, hop: int, models: int, embedding_shape: tuple[int, int], timer: StageTimer
+        self,
+        runner: Runner,
+        *,
+        window: int,
+        hop: int,
+        models: int,
+        embedding_shape: tuple[int, int],
+        timer: StageTimer,
+        spec: FeatureSpec | None = None,
     ) -> None:
         if not 0 < hop <= window:
             raise InvalidInputError(f"invalid windowing: window={window}, hop={hop}")
+        spec = spec or FeatureSpec()
         self.window, self.hop, self.models = window, hop, models
-        self._feed = TemporalFeed(runner)
+        self._feed = TemporalFeed(runner, spec)
         self._runner = runner
         self._timer = timer
         self._embeddings = np.zeros((window, *embedding_shape), dtype=np.float32)
-        self._vggish = np.zeros((window, 128), dtype=np.float32)
-        self._mfcc = np.zeros((window, 39), dtype=np.float32)
+        self._vggish = np.zeros((window, spec.vggish.embedding_dim), dtype=np.float32)
+        self._mfcc = np.zeros((window, spec.mfcc.dim), dtype=np.float32)
         self._sums = GrowingArray(models)
         self._counts = GrowingArray(1)
         self.count = 0
@@ -99,11 +108,11 @@ class WindowedTemporal:
         return min(self.count, self.window)
 
     def push(self, embedding: np.ndarray, vggish: np.ndarray | None = None, mfcc: np.ndarray | None = None) -> None:
-        """Add the next frame's (M, E) embeddings and raw (128,) VGGish / (39,) MFCC features (``None``: zeros)."""
-        n = self.count
-        if n >= self.window and (n - self.window) % self.hop == 0:
-            self._run(n - self.window, self.window)  # a regular window: frame n exists, so start + W < length
-        slot = n % self.window
+        """Add the next frame's (M, E) embeddings and raw VGGish / MFCC features (``None``: zeros)."""
+        closed = window_closed_by(self.count, window=self.window, hop=self.hop)
+        if closed is not None:
+            self._run(closed, self.window)  # frame `count` exists, so this regular window is certain
+        slot = self.count % self.window
         self._embeddings[slot] = embedding
         self._vggish[slot] = 0.0 if vggish is None else vggish
         self._mfcc[slot] = 0.0 if mfcc is None else mfcc
@@ -117,10 +126,7 @@ class WindowedTemporal:
         """
         if self.count == 0:
             raise InvalidInputError("no frames to predict")
-        if self.count <= self.window:
-            self._run(0, self.count)
-        else:
-            self._run(self.count - self.window, self.window)
+        self._run(*final_window(self.count, window=self.window))
         counts = self._counts.view()[:, 0]
         return self._sums.view() / counts[:, None]
 
@@ -151,9 +157,17 @@ class StreamingTemporal:
         timer: records the ``temporal`` stage.
     """
 
-    def __init__(self, runner: Runner, streaming: Mapping[str, object], *, max_chunk: int, timer: StageTimer) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        streaming: Mapping[str, object],
+        *,
+        max_chunk: int,
+        timer: StageTimer,
+        spec: FeatureSpec | None = None,
+    ) -> None:
         self._runner = runner
-        self._feed = TemporalFeed(runner)
+        self._feed = TemporalFeed(runner, spec or FeatureSpec())
         self._state_in = str(streaming.get("state_input", "state"))
         self._state_out = str(streaming.get("state_output", "state_out"))
         size = streaming.get("state_size")

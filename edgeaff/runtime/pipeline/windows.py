@@ -1,6 +1,7 @@
-"""Temporal windows and overlap-averaged stitching (``reference.md`` §4.6, §6.1).
+"""Temporal windows and overlap-averaged stitching (``reference.md`` §4.6, §6.1): the one window rule.
 
-Shared by training (validation stitching) and offline inference, so both compute exactly the same thing.
+Training (its windows and validation stitching), export's accuracy check and offline inference (window by window,
+as frames arrive) all take their windows from here, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ def window_starts(length: int, *, window: int = 300, hop: int = 200) -> list[int
 
     ``length > window``: starts 0, hop, 2·hop, … while ``start + window < length``, then one final window ending
     exactly at ``length``. ``length <= window``: one window starting at 0 (shorter than ``window``; callers pad).
+    This is the whole rule; :func:`window_closed_by` and :func:`final_window` state it for a sequence whose
+    length is not known yet (a stream of frames), and give the same windows.
 
     Example:
         >>> window_starts(650)
@@ -22,15 +25,36 @@ def window_starts(length: int, *, window: int = 300, hop: int = 200) -> list[int
         >>> window_starts(120)
         [0]
     """
+    _check(window, hop)
     if length < 1:
         raise InvalidInputError(f"a sequence needs at least one frame, got {length}")
+    regular = [start for start in range(0, max(length - window, 0), hop)]
+    return [*regular, final_window(length, window=window)[0]] if length > window else [0]
+
+
+def window_closed_by(frame: int, *, window: int = 300, hop: int = 200) -> int | None:
+    """The start of the regular window that the arrival of frame ``frame`` (0-based) makes certain, if any.
+
+    A regular window ``[s, s + window)`` exists when ``s`` is a multiple of ``hop`` and ``s + window`` is less than
+    the sequence's length, i.e. once frame ``s + window`` has arrived. So frame ``n`` closes the window starting at
+    ``n - window`` when that is a non-negative multiple of ``hop``.
+    """
+    _check(window, hop)
+    start = frame - window
+    return start if start >= 0 and start % hop == 0 else None
+
+
+def final_window(length: int, *, window: int = 300) -> tuple[int, int]:
+    """``(start, frames)`` of the last window of a sequence of ``length`` frames: flush with its end, or the whole
+    sequence when it is at most ``window`` long."""
+    if length < 1:
+        raise InvalidInputError(f"a sequence needs at least one frame, got {length}")
+    return (length - window, window) if length > window else (0, length)
+
+
+def _check(window: int, hop: int) -> None:
     if window < 1 or not 0 < hop <= window:
         raise InvalidInputError(f"invalid windowing: window={window}, hop={hop}")
-    if length <= window:
-        return [0]
-    starts = list(range(0, length - window, hop))
-    starts.append(length - window)
-    return starts
 
 
 class OverlapAverager:
