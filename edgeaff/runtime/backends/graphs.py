@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.artifacts.bundle import PRECISIONS, Bundle
+from edgeaff.runtime.artifacts.bundle import Bundle
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.errors import InvalidInputError
 
@@ -36,7 +37,8 @@ class BackendOptions:
 
     Attributes:
         backend: one of :data:`BACKENDS`.
-        precision: ``fp32``, ``fp16`` or ``int8``; must be one the bundle provides.
+        precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`Precision` or its name; stored as a
+            :class:`Precision`); must be one the bundle provides.
         threads: ONNX Runtime intra-op threads per graph (``None``: ONNX Runtime's default).
         engine_cache: TensorRT engine cache directory (``None``: ``$EDGEAFF_CACHE_DIR/engines``).
         shapes: dynamic-axis ranges overriding the defaults, as given to ``edgeaff build-engines --shape``.
@@ -44,7 +46,7 @@ class BackendOptions:
     """
 
     backend: str = "ort-cpu"
-    precision: str = "fp32"
+    precision: Precision | str = Precision.FP32
     threads: int | None = None
     engine_cache: Path | None = None
     shapes: Mapping[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
@@ -53,8 +55,7 @@ class BackendOptions:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise InvalidInputError(f"unknown backend '{self.backend}'; choose one of {', '.join(BACKENDS)}")
-        if self.precision not in PRECISIONS:
-            raise InvalidInputError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
         if self.threads is not None and self.threads < 1:
             raise InvalidInputError(f"--threads must be at least 1, got {self.threads}")
         if self.device < 0:
