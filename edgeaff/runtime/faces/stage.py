@@ -29,6 +29,7 @@ from edgeaff.runtime.faces.alignment import (
 from edgeaff.runtime.faces.detection import FaceDetection, FaceSelect, match_subject, select_subject
 from edgeaff.runtime.faces.image import black_face
 from edgeaff.runtime.faces.tracking import KltTracker, TrackerOptions
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 
 class FaceDetector(Protocol):
@@ -78,7 +79,7 @@ class FaceStageOptions:
     region_scale: float = 2.0
     region_min_score: float = 0.75
     same_subject_iou: float = 0.3
-    crop_size: int = 48
+    crop_size: int = DEFAULT_FEATURE_SPEC.face.image_size
     tracker: TrackerOptions = dataclasses.field(default_factory=TrackerOptions)
 
     def __post_init__(self) -> None:

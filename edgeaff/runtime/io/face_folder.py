@@ -22,6 +22,7 @@ from edgeaff.runtime.faces.image import resize_face
 from edgeaff.runtime.io.audio_track import AUDIO_LEAD_S, AudioTrackReader
 from edgeaff.runtime.io.media import probe_media
 from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 _NUMBERED = re.compile(r"^(\d+)\.(jpe?g|png|bmp)$", re.IGNORECASE)
 
@@ -56,7 +57,7 @@ class FaceFolderSource:
         fps: float | None,
         audio: str | Path | None = None,
         sample_rate: int = 16000,
-        crop_size: int = 48,
+        crop_size: int = DEFAULT_FEATURE_SPEC.face.image_size,
     ) -> None:
         self.folder = Path(folder)
         self.audio = Path(audio) if audio is not None else None

@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 
 class SourceKind(str, enum.Enum):
@@ -191,7 +192,7 @@ def open_source(
     audio: str | Path | None = None,
     timeout_s: float = 10.0,
     sample_rate: int = 16000,
-    crop_size: int = 48,
+    crop_size: int = DEFAULT_FEATURE_SPEC.face.image_size,
 ) -> Source:
     """Open a source by URI (see the module docstring); enter the returned object before iterating.
 
