@@ -3,15 +3,12 @@ graph exactly consistent with the windowed graph, precision variants and the fac
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from onnx_bundle import TinyBundle, build_bundle
-from test_dependency_rule import _imports
-from torch_block import BLOCK_TORCH
+from test_dependency_rule import _imports, run_without_torch
 
 from edgeaff.runtime.artifacts.bundle import load_bundle, zero_stream_state
 from edgeaff.runtime.artifacts.manifest import Precision
@@ -135,7 +132,7 @@ def test_the_face_detector_is_the_exporters_conversion(tmp_path: Path) -> None:
 
 
 def test_the_builder_and_the_bundle_work_where_torch_cannot_be_imported(tmp_path: Path) -> None:
-    code = BLOCK_TORCH + (
+    code = (
         f"sys.path.insert(0, {str(TESTS)!r})\n"
         "from pathlib import Path\n"
         "import numpy as np\n"
@@ -149,7 +146,7 @@ def test_the_builder_and_the_bundle_work_where_torch_cannot_be_imported(tmp_path
         "    print(runner.infer({'frames': frames})['embeddings'].shape)\n"
         "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2, 3, 8)"
 

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from torch_block import BLOCK_TORCH
+from test_dependency_rule import run_without_torch
 
 import edgeaff
 from edgeaff.runtime.versions import EXPORT_LIBRARIES, LIBRARIES, RUNTIME_LIBRARIES, versions
@@ -32,11 +30,11 @@ def test_absent_libraries_are_left_out_and_unknown_ones_are_a_bug(monkeypatch: p
 
 
 def test_versions_imports_nothing_it_reports() -> None:
-    code = BLOCK_TORCH + (
+    code = (
         "from edgeaff.runtime.versions import LIBRARIES, versions\n"
         "found = versions(LIBRARIES)\n"
         "print(sorted(found))\n"
         "assert 'onnxruntime' not in sys.modules and 'torch' not in sys.modules\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
