@@ -46,6 +46,20 @@ def split_trials(dataset: PreparedDataset) -> tuple[list[str], list[str]]:
     return (train or validation or names), (validation or train or names)
 
 
+def check_labelled(dataset: PreparedDataset, trials: Sequence[str]) -> None:
+    """Refuse evaluation trials without labels before anything is exported (the accuracy check needs them).
+
+    Raises:
+        InvalidInputError: naming the first unlabelled trial.
+    """
+    for name in trials:
+        if dataset.arrays(name).label is None:
+            raise InvalidInputError(
+                f"--calib {dataset.root}: trial '{name}' has no labels (label.npy); the accuracy check needs labelled "
+                "Validation_Set trials"
+            )
+
+
 def calibration_batches(
     dataset: PreparedDataset, trials: Sequence[str], *, frames: int, batch: int
 ) -> list[np.ndarray]:

@@ -156,6 +156,8 @@ def export_bundle(
     vggish_model, vggish_info = resolve_vggish(spec.vggish, options.vggish_weights) if audio else (None, None)
     calibration_trials, evaluation_trials = calibration.split_trials(dataset) if dataset is not None else ([], [])
     evaluation = (dataset, evaluation_trials) if dataset is not None else None
+    if dataset is not None:
+        calibration.check_labelled(dataset, evaluation_trials)
 
     with bundle.staging_directory(out) as staging:
         graph_set = torch2onnx.build_graphs(

@@ -4,6 +4,10 @@ Every parameter of the deterministic feature pipeline lives in a :class:`Feature
 fold checkpoint, export copies it into the bundle manifest, and the runtime reads it from there, so the device
 computes exactly the features a model was trained on (``design.md`` §2-3). Values default to the reference
 implementation (``reference.md`` §4).
+
+:func:`dataclass_from_dict` and :func:`dataclass_to_dict` are the one conversion between these frozen dataclasses
+(and the bundle manifest's, :mod:`edgeaff.runtime.artifacts.manifest`) and their JSON form: the field annotations
+are the schema, and a value that does not fit is refused with its key's path.
 """
 
 from __future__ import annotations

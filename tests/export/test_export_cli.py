@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import save_models, tiny_feature_spec, tiny_models
+from builders import save_models, tiny_feature_spec, tiny_models, write_prepared
 
 from edgeaff.cli import main
 from edgeaff.export import bundle as bundle_writer
@@ -145,6 +145,16 @@ def test_calibration_reads_through_the_one_prepared_data_reader(prepared_dir: Pa
     wider = dataclasses.replace(dataset.feature_spec, vggish=VggishSpec(embedding_dim=256))
     with pytest.raises(InvalidInputError, match="VGGish embedding width"):
         calibration.check_features(dataset, wider)
+    calibration.check_labelled(dataset, ["v01"])
+
+
+def test_evaluation_trials_need_labels(tmp_path: Path) -> None:
+    root = write_prepared(tmp_path / "p", {"t": ("Train_Set", 8), "v": ("Validation_Set", 8)})
+    (root / "v" / "label.npy").unlink()
+    dataset = load_prepared_dataset(root)
+    calibration.check_labelled(dataset, ["t"])
+    with pytest.raises(InvalidInputError, match="trial 'v' has no labels"):
+        calibration.check_labelled(dataset, calibration.split_trials(dataset)[1])
 
 
 def test_calib_must_be_a_prepared_dataset(

@@ -163,7 +163,10 @@ class EngineRequest:
 
     Args:
         onnx_path: the ONNX graph.
-        precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`Precision` or its name).
+        precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`~edgeaff.runtime.artifacts.manifest.Precision` or its
+            name). ``fp32`` is true FP32 (TF32 off unless :attr:`BuildOptions.allow_tf32`); ``fp16`` lets TensorRT
+            use FP16 kernels (TensorRT 10) or builds an FP16 graph as typed (TensorRT 11); ``int8`` builds an
+            explicitly quantised (Q/DQ) graph. Implicit INT8 calibration is not supported.
         profiles: ``{input_name: (min, opt, max)}`` for the dynamic inputs (static inputs need none).
         options: builder options.
         onnx_sha256: the graph's sha256 when the caller already verified it (a bundle manifest); computed from
