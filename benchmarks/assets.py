@@ -172,7 +172,8 @@ def export(
 def per_fold_visual_graph(models: Sequence[EmotionModel], path: Path) -> Path:
     """The visual graph with one whole backbone per model (what export writes when trunks differ); reused."""
     from edgeaff.export import visual_graph
-    from edgeaff.export.torch2onnx import TensorInfo, export_module
+    from edgeaff.export.torch2onnx import export_module
+    from edgeaff.runtime.artifacts.manifest import TensorEntry
     from edgeaff.runtime.spec import FaceSpec
 
     if path.is_file():
@@ -187,8 +188,8 @@ def per_fold_visual_graph(models: Sequence[EmotionModel], path: Path) -> Path:
         visual_graph.VisualEnsemble(list(models), FaceSpec(), plan),
         staging,
         name="visual",
-        inputs=[TensorInfo("frames", ("frames", 48, 48, 3), "uint8")],
-        outputs=[TensorInfo("embeddings", ("frames", len(models), embedding), "float32")],
+        inputs=[TensorEntry("frames", ("frames", 48, 48, 3), "uint8")],
+        outputs=[TensorEntry("embeddings", ("frames", len(models), embedding), "float32")],
         example=[torch.zeros(2, 48, 48, 3, dtype=torch.uint8)],
         opset=18,
     )

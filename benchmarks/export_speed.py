@@ -143,14 +143,14 @@ def main() -> int:
             name: {"bytes": path.stat().st_size, **time_graph(path, frames, threads=args.threads, runs=args.runs)}
             for name, path in rows.items()
         }
-    ccc = result.manifest["parity"]["ccc"]
+    ccc = result.manifest.parity["ccc"]
     stamp = make_stamp(
         settings={"backbone": args.backbone, "folds": args.folds, "batch": args.batch, "threads": args.threads},
         load_before=load_before,
     )
     report = {
         "stamp": stamp,
-        "versions": result.manifest["versions"],
+        "versions": dict(result.manifest.versions),
         "backbone": args.backbone,
         "folds": args.folds,
         "batch": args.batch,
@@ -163,7 +163,7 @@ def main() -> int:
         "speedup_shared_vs_per_fold": timings["per-fold fp32"]["p50_ms"] / timings["shared trunk fp32"]["p50_ms"],
         "shared_vs_per_fold_paired": paired.to_dict(),
         "ccc": ccc,
-        "fp32_parity": result.manifest["parity"]["fp32_vs_pytorch"],
+        "fp32_parity": result.manifest.parity["fp32_vs_pytorch"],
     }
     lines = [
         f"visual graph, {args.backbone} x {args.folds} folds, batch {args.batch}, {args.threads} threads, "

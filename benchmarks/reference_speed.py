@@ -115,7 +115,7 @@ def compare_with_reference(
     bundle = load_bundle(bundle_dir)
     loaded = [load_checkpoint(path) for path in checkpoints]
     models, metas = [m for m, _ in loaded], [meta for _, meta in loaded]
-    order = [(m["fold"], m["dimension"], m["kind"]) for m in bundle.models]
+    order = [(m.fold, m.dimension.value, m.kind.value) for m in bundle.models]
     if sorted(order) != sorted((meta.fold, meta.dimension, meta.model.kind) for meta in metas):
         raise SystemExit(f"the checkpoints {[str(p) for p in checkpoints]} are not the bundle's models {order}")
     trial = load_trial_arrays(trial_dir, spec=bundle.feature_spec)
@@ -152,7 +152,7 @@ def compare_with_reference(
         "models": len(models),
         "folds": len({meta.fold for meta in metas}),
         "backbone": sorted({meta.model.backbone.name for meta in metas}),
-        "shared_trunk": bool(bundle.manifest["visual"].get("shared_trunk")),
+        "shared_trunk": bundle.shared_trunk,
         "window": reference.window,
         "hop": reference.hop,
         "threads": threads,

@@ -74,9 +74,9 @@ def main() -> int:
     models = len(bundle.models)
     settings = {
         "backend": "ort-cpu", "precision": "fp32", "models": models, "threads": args.threads,
-        "visual_batch": args.batch, "shared_trunk": bool(bundle.manifest["visual"]["shared_trunk"]),
+        "visual_batch": args.batch, "shared_trunk": bundle.shared_trunk,
         "backbone": sorted({str(m.get("backbone")) for m in bundle.models}),
-        "trunk_units": bundle.manifest["visual"].get("trunk_units"),
+        "trunk_units": bundle.manifest.visual.trunk_units,
     }  # fmt: skip
     stamp = make_stamp(settings=settings, load_before=load_before)
     stamp["versions"]["torch"] = torch.__version__

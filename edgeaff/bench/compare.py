@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeaff.bench.components import open_runner, synthetic_crops, synthetic_window
 from edgeaff.bench.stats import PairedTiming, Repeats, time_interleaved
-from edgeaff.runtime import Backend, BackendOptions, Bundle, OrtRunner, zero_stream_state
+from edgeaff.runtime import Backend, BackendOptions, Bundle, OrtRunner, Precision, zero_stream_state
 from edgeaff.runtime.errors import EdgeaffError
 
 
@@ -51,7 +51,7 @@ def stream_step_vs_window(bundle: Bundle, options: BackendOptions, repeats: Repe
     with contextlib.ExitStack() as stack:
         stream = open_runner(bundle, "temporal_stream", options, stack)
         windowed = open_runner(bundle, "temporal", options, stack)
-        state_out = str(bundle.manifest["streaming"].get("state_output", "state_out"))
+        state_out = bundle.streaming.state_output
 
         def update() -> None:
             step["state"] = stream.infer(step)[state_out]
@@ -92,7 +92,7 @@ def precision_comparisons(
             if precision not in bundle.graphs[role].variants:
                 skipped.append(Skipped(f"{role}_{precision}_vs_fp32", f"the bundle has no {precision} {role} graph"))
                 continue
-            base = dataclasses.replace(options, precision="fp32")
+            base = dataclasses.replace(options, precision=Precision.FP32)
             reduced = dataclasses.replace(options, precision=precision)
             with contextlib.ExitStack() as stack:
                 a = open_runner(bundle, role, reduced, stack)

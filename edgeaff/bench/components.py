@@ -109,7 +109,7 @@ def synthetic_window(bundle: Bundle, length: int, *, seed: int = SYNTHETIC_SEED)
     """A temporal-graph feed of ``length`` frames: unit-norm embeddings and, for multimodal bundles, raw audio."""
     rng = np.random.default_rng(seed)
     models = len(bundle.models)
-    width = int(bundle.manifest["visual"]["embedding_dim"])
+    width = bundle.embedding_dim
     embeddings = rng.normal(0.0, 1.0, (1, length, models, width))
     feed = {"embeddings": (embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True)).astype(np.float32)}
     if bundle.multimodal:
@@ -172,4 +172,4 @@ def ensemble_stages(bundle: Bundle, repeats: Repeats, *, frames: int, clip: str 
 
 def bundle_plans(bundle: Bundle) -> dict[str, list[int]]:
     """The models each dimension ensembles for a source with audio: ``{dimension: [model index, ...]}``."""
-    return {plan.dimension: list(plan.indices) for plan in bundle_dimension_plans(bundle)}
+    return {plan.dimension.value: list(plan.indices) for plan in bundle_dimension_plans(bundle)}

@@ -85,16 +85,16 @@ def _stats(entries: dict[str, LatencyStats], where: str) -> dict[str, dict[str, 
 def bundle_settings(bundle: Bundle) -> dict[str, Any]:
     """What the bundle holds: model count, folds, dimensions, kinds, backbone, shared trunk, precisions."""
     models = bundle.models
-    folds = sorted({int(m["fold"]) for m in models if m.get("fold") is not None})
+    folds = sorted({m.fold for m in models if m.fold is not None})
     return {
         "bundle": str(bundle.root),
         "models": len(models),
         "folds": len(folds),
-        "dimensions": sorted({str(m["dimension"]) for m in models}),
-        "kinds": sorted({str(m["kind"]) for m in models}),
-        "backbone": sorted({str(m.get("backbone")) for m in models}),
-        "shared_trunk": bool(bundle.manifest.get("visual", {}).get("shared_trunk")),
-        "bundle_precisions": bundle.precisions,
+        "dimensions": sorted({m.dimension.value for m in models}),
+        "kinds": sorted({m.kind.value for m in models}),
+        "backbone": sorted({m.backbone for m in models}),
+        "shared_trunk": bundle.shared_trunk,
+        "bundle_precisions": [p.value for p in bundle.precisions],
         "window": bundle.feature_spec.window.length,
         "hop": bundle.feature_spec.window.hop,
     }

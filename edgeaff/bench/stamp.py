@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.metadata
 import os
 import platform
 import resource
@@ -19,23 +18,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from edgeaff.runtime.versions import versions as runtime_versions
 
-import edgeaff
 
 # Distributions whose versions are worth recording when installed (first found wins for each key).
-VERSION_SOURCES: dict[str, tuple[str, ...]] = {
-    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
-    "tensorrt": ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-bindings", "tensorrt-cu12-bindings"),
-    "pycuda": ("pycuda",),
-    "cuda-python": ("cuda-python", "cuda-bindings"),
-    "av": ("av",),
-    "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),
-    "opensmile": ("opensmile",),
-    "pillow": ("pillow",),
-}
-
-
 def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     """The CPU's model name (``/proc/cpuinfo``; on ARM boards without one, the machine type)."""
     with contextlib.suppress(OSError):
@@ -58,17 +44,6 @@ def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB, macOS bytes)."""
     peak = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024.0
-
-
-def library_versions() -> dict[str, str]:
-    """Versions of edgeaff, Python, numpy and the optional libraries installed here."""
-    versions = {"edgeaff": edgeaff.__version__, "python": platform.python_version(), "numpy": np.__version__}
-    for key, distributions in VERSION_SOURCES.items():
-        for name in distributions:
-            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-                versions[key] = importlib.metadata.version(name)
-                break
-    return versions
 
 
 def cuda_version() -> str | None:
@@ -140,7 +115,7 @@ def make_stamp(
         "peak_rss_mib"}``.
     """
     machine = machine if machine is not None else device_stamp()
-    versions = library_versions()
+    versions = runtime_versions()
     if machine["gpu"] is not None:
         cuda = cuda_version()
         if cuda is not None:

@@ -46,10 +46,11 @@ def build_engines_command(
 ) -> None:
     """Build (or reuse) the TensorRT engines of a bundle on this device; takes minutes per graph on a Jetson."""
     from edgeaff.runtime.artifacts.bundle import load_bundle
+    from edgeaff.runtime.artifacts.manifest import Precision
     from edgeaff.runtime.engines.build import TensorRTBuilder
     from edgeaff.runtime.engines.bundle import build_engines, bundle_engine_requests, parse_axis_range
     from edgeaff.runtime.engines.cache import EngineCache
-    from edgeaff.runtime.engines.spec import BuildOptions, Precision
+    from edgeaff.runtime.engines.spec import BuildOptions
     from edgeaff.runtime.errors import InvalidInputError
 
     if fp16 and int8:

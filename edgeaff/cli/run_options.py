@@ -60,7 +60,7 @@ def backend_options(
     Raises:
         InvalidInputError: a bad value, or a device that does not fit the backend.
     """
-    from edgeaff.runtime import Backend, BackendOptions, InvalidInputError
+    from edgeaff.runtime import Backend, BackendOptions, InvalidInputError, Precision
     from edgeaff.runtime.backends.base import Device
     from edgeaff.runtime.engines.bundle import parse_axis_range
 
@@ -73,7 +73,7 @@ def backend_options(
         )
     return BackendOptions(
         backend=chosen,
-        precision=precision,
+        precision=Precision.parse(precision),
         threads=threads,
         engine_cache=engine_cache,
         shapes=dict(parse_axis_range(text) for text in shape or []),

@@ -14,14 +14,13 @@ Example::
 
 from __future__ import annotations
 
-import platform
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-import edgeaff
 from edgeaff.doctor.probe_model import PROBE_INPUT, PROBE_SHAPE, probe_model_bytes
 from edgeaff.doctor.probes import (
     SUPPORTED_L4T,
@@ -38,6 +37,7 @@ from edgeaff.doctor.probes import (
     probe_pyav,
 )
 from edgeaff.runtime.engines.paths import engine_cache_dir
+from edgeaff.runtime.versions import versions
 
 BACKENDS = ("ort-cpu", "ort-cuda", "ort-trt", "trt")
 COMPONENTS = (
@@ -84,6 +84,7 @@ class DoctorReport:
     gpu: GpuInfo
     components: tuple[Finding, ...]
     backends: tuple[BackendVerdict, ...]
+    versions: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def usable_backends(self) -> list[str]:
@@ -111,6 +112,7 @@ class DoctorReport:
             },
             "backends": {v.backend: {"usable": v.usable, "reason": v.reason, "fix": v.fix} for v in self.backends},
             "usable_backends": self.usable_backends,
+            "versions": dict(self.versions),
         }
 
 
@@ -288,16 +290,18 @@ def diagnose(host: Host | None = None) -> DoctorReport:
         probe_cameras(host, jetson=jetson.is_jetson),
         probe_engine_cache(host, engine_cache_dir()),
     )
+    found = versions()
     return DoctorReport(
-        python=f"{platform.python_version()} ({sys.executable})",
+        python=f"{found['python']} ({sys.executable})",
         machine=host.machine,
-        edgeaff=edgeaff.__version__,
-        numpy=np.__version__,
+        edgeaff=found["edgeaff"],
+        numpy=found["numpy"],
         torch_installed=host.module_installed("torch"),
         jetson=jetson,
         gpu=gpu,
         components=components,
         backends=(*ort_verdicts, trt_verdict),
+        versions=found,
     )
 
 

@@ -2,6 +2,6 @@
 
 This ``__init__`` imports nothing. Modules that use torch: ``torch2onnx`` (the exporter), ``visual_graph``,
 ``temporal_graph`` and ``streaming`` (the modules it exports), ``parity`` (the PyTorch side of the checks) and
-``exporter`` (which loads checkpoints). ``sources``, ``prepared_data``, ``precision``, ``accuracy``, ``bundle``,
-``manifest`` and ``summary`` are torch-free.
+``exporter`` (which loads checkpoints). ``sources``, ``calibration``, ``precision``, ``accuracy``, ``bundle``,
+``manifest``, ``detector_bundle`` and ``summary`` are torch-free.
 """

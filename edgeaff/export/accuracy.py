@@ -1,8 +1,10 @@
 """Accuracy of a bundle's precision variants on prepared data, with ONNX Runtime on the CPU (no torch).
 
-For each evaluation trial: the visual graph embeds every frame, the windowed temporal graph runs on the reference's
-windows (300 / hop 200, last window flush with the end) and overlapping predictions are averaged per frame
-(``reference.md`` §6.1). CCC is Lin's concordance correlation coefficient with population moments.
+For each evaluation trial: the visual graph embeds every frame, the windowed temporal graph runs on the windows of
+:func:`~edgeaff.runtime.pipeline.windows.window_starts` (the rule training and the runtime use) and overlapping
+predictions are averaged per frame by :class:`~edgeaff.runtime.pipeline.windows.OverlapAverager`
+(``reference.md`` §6.1). CCC is :func:`edgeaff.runtime.metrics.ccc`. Trials are read through the one prepared-data
+reader (:mod:`edgeaff.runtime.artifacts.prepared`).
 """
 
 from __future__ import annotations
@@ -14,21 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.export.prepared_data import LABEL_COLUMNS, Trial, window_starts
+from edgeaff.runtime.artifacts.manifest import Dimension
+from edgeaff.runtime.artifacts.prepared import PreparedDataset, TrialArrays, label_column
 from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.backends.ort import OrtRunner
+from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.metrics import ccc
+from edgeaff.runtime.pipeline.windows import OverlapAverager, window_starts
 
 VISUAL_BATCH = 64
-
-
-def ccc(prediction: np.ndarray, target: np.ndarray) -> float:
-    """Lin's concordance correlation coefficient of two 1-D series (population moments); 0 for constant series."""
-    x = np.asarray(prediction, dtype=np.float64)
-    y = np.asarray(target, dtype=np.float64)
-    mean_x, mean_y = x.mean(), y.mean()
-    covariance = np.mean((x - mean_x) * (y - mean_y))
-    denominator = x.var() + y.var() + (mean_x - mean_y) ** 2
-    return float(2.0 * covariance / denominator) if denominator > 0 else 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,49 +45,70 @@ def embed_frames(runner: Runner, frames: np.ndarray) -> np.ndarray:
 
 
 def predict_trial(
-    visual: Runner, temporal: Runner, trial: Trial, *, window: int, hop: int, frames: int | None, audio: bool
+    visual: Runner, temporal: Runner, trial: TrialArrays, *, window: int, hop: int, frames: int | None, audio: bool
 ) -> np.ndarray:
     """Per-frame predictions (N, M) for the first ``frames`` frames of ``trial`` (all when ``None``)."""
     count = trial.length if frames is None else min(frames, trial.length)
-    embeddings = embed_frames(visual, np.asarray(trial.frames[:count]))
-    total = np.zeros((count, embeddings.shape[1]), dtype=np.float64)
-    covered = np.zeros(count, dtype=np.int64)
-    for start in window_starts(count, window, hop):
+    embeddings = embed_frames(visual, np.asarray(trial.frame[:count]))
+    stitched = OverlapAverager(count, channels=embeddings.shape[1])
+    for start in window_starts(count, window=window, hop=hop):
         stop = min(start + window, count)
         feed = {"embeddings": embeddings[None, start:stop]}
         if audio:
             feed["vggish"] = np.asarray(trial.vggish[None, start:stop])
             feed["mfcc"] = np.asarray(trial.mfcc[None, start:stop])
-        total[start:stop] += temporal.infer(feed)["predictions"][0]
-        covered[start:stop] += 1
-    return (total / covered[:, None]).astype(np.float32)
+        stitched.add(start, temporal.infer(feed)["predictions"][0])
+    return stitched.result().astype(np.float32)
 
 
 def predict(
-    paths: GraphPaths, trials: Sequence[Trial], *, window: int, hop: int, frames_per_trial: int | None, audio: bool
+    paths: GraphPaths,
+    dataset: PreparedDataset,
+    trials: Sequence[str],
+    *,
+    window: int,
+    hop: int,
+    frames_per_trial: int | None,
+    audio: bool,
 ) -> np.ndarray:
     """Concatenated per-frame predictions (ΣN, M) over ``trials``."""
     with OrtRunner(paths.visual, threads=None) as visual, OrtRunner(paths.temporal, threads=None) as temporal:
         return np.concatenate(
             [
-                predict_trial(visual, temporal, t, window=window, hop=hop, frames=frames_per_trial, audio=audio)
+                predict_trial(
+                    visual, temporal, dataset.arrays(t), window=window, hop=hop, frames=frames_per_trial, audio=audio
+                )
                 for t in trials
             ]
         )
 
 
-def labels_for(trials: Sequence[Trial], dimensions: Sequence[str], frames_per_trial: int | None) -> np.ndarray:
-    """(ΣN, M) labels: each model's column is its dimension's label."""
-    columns = [LABEL_COLUMNS.index(d) for d in dimensions]
-    parts = [np.asarray(t.labels[: frames_per_trial or t.length])[:, columns] for t in trials]
+def labels_for(
+    dataset: PreparedDataset, trials: Sequence[str], dimensions: Sequence[Dimension | str], frames_per_trial: int | None
+) -> np.ndarray:
+    """(ΣN, M) labels: each model's column is its dimension's label.
+
+    Raises:
+        InvalidInputError: a trial has no labels.
+    """
+    columns = [label_column(d) for d in dimensions]
+    parts = []
+    for name in trials:
+        label = dataset.arrays(name).label
+        if label is None:
+            raise InvalidInputError(
+                f"prepared trial '{name}' in {dataset.root} has no labels; the accuracy check needs labelled trials"
+            )
+        parts.append(np.asarray(label[: frames_per_trial or len(label)])[:, columns])
     return np.concatenate(parts)
 
 
 def compare_variants(
     variants: Mapping[str, GraphPaths],
-    trials: Sequence[Trial],
+    dataset: PreparedDataset,
+    trials: Sequence[str],
     *,
-    dimensions: Sequence[str],
+    dimensions: Sequence[Dimension | str],
     window: int,
     hop: int,
     frames_per_trial: int | None,
@@ -100,17 +117,17 @@ def compare_variants(
     """CCC against the labels per precision, and each reduced precision against FP32.
 
     Returns:
-        ``{"frames": n, "trials": k, "fp32": {"ccc_labels": [...]}, "fp16": {"ccc_labels": [...],
+        ``{"frames": n, "trials": [...], "fp32": {"ccc_labels": [...]}, "fp16": {"ccc_labels": [...],
         "ccc_vs_fp32": [...], "ccc_drop": [...], "max_abs_vs_fp32": x}, ...}`` with one entry per model.
     """
-    labels = labels_for(trials, dimensions, frames_per_trial)
+    labels = labels_for(dataset, trials, dimensions, frames_per_trial)
     predictions = {
-        name: predict(paths, trials, window=window, hop=hop, frames_per_trial=frames_per_trial, audio=audio)
+        name: predict(paths, dataset, trials, window=window, hop=hop, frames_per_trial=frames_per_trial, audio=audio)
         for name, paths in variants.items()
     }
     reference = predictions["fp32"]
     models = range(reference.shape[1])
-    report: dict[str, Any] = {"frames": int(labels.shape[0]), "trials": [t.name for t in trials]}
+    report: dict[str, Any] = {"frames": int(labels.shape[0]), "trials": list(trials)}
     base = [ccc(reference[:, m], labels[:, m]) for m in models]
     report["fp32"] = {"ccc_labels": base}
     for name, values in predictions.items():

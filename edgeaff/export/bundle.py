@@ -14,9 +14,8 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-from edgeaff.runtime.artifacts.bundle import BUNDLE_FORMAT, BUNDLE_SCHEMA_VERSION, MANIFEST_NAME
+from edgeaff.runtime.artifacts.manifest import MANIFEST_NAME, GraphEntry, Manifest, TensorEntry, VariantEntry
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output, sha256_file
 
@@ -58,35 +57,34 @@ def publish(staging: Path, output: Path, *, force: bool) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def variant_entry(directory: Path, file: str) -> dict[str, Any]:
-    """``{"file", "sha256", "bytes"}`` of a graph file inside ``directory``."""
+def variant_entry(directory: Path, file: str) -> VariantEntry:
+    """The hashed entry (file, sha256, bytes) of a graph file inside ``directory``."""
     path = directory / file
-    return {"file": file, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+    return VariantEntry(file=file, sha256=sha256_file(path), bytes=path.stat().st_size)
 
 
 def graph_entry(
     directory: Path,
     *,
     description: str,
-    inputs: Sequence[Mapping[str, Any]],
-    outputs: Sequence[Mapping[str, Any]],
+    inputs: Sequence[TensorEntry],
+    outputs: Sequence[TensorEntry],
     files: Mapping[str, str],
     opset: int,
-) -> dict[str, Any]:
-    """The manifest entry of one graph: description, tensors, opset and a hashed file per precision."""
-    return {
-        "description": description,
-        "inputs": [dict(i) for i in inputs],
-        "outputs": [dict(o) for o in outputs],
-        "opset": opset,
-        "variants": {precision: variant_entry(directory, file) for precision, file in files.items()},
-    }
+) -> GraphEntry:
+    """The manifest entry of one graph: description, tensors, opset and a hashed file per variant key."""
+    return GraphEntry(
+        description=description,
+        inputs=tuple(inputs),
+        outputs=tuple(outputs),
+        opset=opset,
+        variants={key: variant_entry(directory, file) for key, file in files.items()},
+    )
 
 
-def write_manifest(directory: Path, manifest: Mapping[str, Any]) -> Path:
-    """Write ``manifest.json`` (format and schema version added) atomically; returns its path."""
-    document = {"format": BUNDLE_FORMAT, "schema_version": BUNDLE_SCHEMA_VERSION, **manifest}
+def write_manifest(directory: Path, manifest: Manifest) -> Path:
+    """Write ``manifest.json`` atomically; returns its path."""
     path = directory / MANIFEST_NAME
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=False) + "\n")
     return path

@@ -9,18 +9,19 @@ JSON file beside the graph), so the runtime needs no second file. No torch.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any
 
 from edgeaff.export.bundle import graph_entry
 from edgeaff.export.face_detector import convert_face_detector
+from edgeaff.runtime.artifacts.manifest import DetectorSource, FileEntry, GraphEntry, TensorEntry
 from edgeaff.runtime.files import sha256_file
 
 FACE_DETECTOR_FILE = "face_detector.onnx"
 FACE_DETECTOR_SPEC_FILE = "face_detector.json"
 
 
-def add_face_detector(directory: Path, *, source: str | Path | None = None) -> dict[str, Any]:
+def add_face_detector(directory: Path, *, source: str | Path | None = None) -> GraphEntry:
     """Convert a BlazeFace ``.tflite`` into ``directory`` and return the manifest's ``graphs.face_detector`` entry.
 
     Args:
@@ -45,15 +46,17 @@ def add_face_detector(directory: Path, *, source: str | Path | None = None) -> d
         directory,
         description="BGR frame letterboxed to the detector input, RGB float32 in [-1, 1] -> raw box/keypoint "
         "regressions and score logits per anchor (decoded by edgeaff.runtime.faces)",
-        inputs=[{"name": spec.input_name, "shape": [1, spec.input_height, spec.input_width, 3], "dtype": "float32"}],
+        inputs=[TensorEntry(spec.input_name, (1, spec.input_height, spec.input_width, 3), "float32")],
         outputs=[
-            {"name": spec.boxes_output, "shape": [1, anchors, 4 + 2 * len(spec.keypoints)], "dtype": "float32"},
-            {"name": spec.scores_output, "shape": [1, anchors, 1], "dtype": "float32"},
+            TensorEntry(spec.boxes_output, (1, anchors, 4 + 2 * len(spec.keypoints)), "float32"),
+            TensorEntry(spec.scores_output, (1, anchors, 1), "float32"),
         ],
         files={"fp32": FACE_DETECTOR_FILE},
         opset=opset,
     )
-    entry["detector_spec"] = spec.to_dict()
-    entry["spec_file"] = {"file": FACE_DETECTOR_SPEC_FILE, "sha256": sha256_file(converted.spec_path)}
-    entry["source"] = {"origin": converted.origin, "sha256": converted.source_sha256}
-    return entry
+    return dataclasses.replace(
+        entry,
+        detector_spec=spec.to_dict(),
+        spec_file=FileEntry(file=FACE_DETECTOR_SPEC_FILE, sha256=sha256_file(converted.spec_path)),
+        source=DetectorSource(origin=converted.origin, sha256=converted.source_sha256),
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,14 +16,15 @@ from typing import Any
 
 import numpy as np
 
-import edgeaff
-from edgeaff.export import accuracy, bundle, parity, precision, prepared_data, sources, torch2onnx
+from edgeaff.export import accuracy, bundle, calibration, parity, precision, sources, torch2onnx
 from edgeaff.export.detector_bundle import add_face_detector
 from edgeaff.export.manifest import build_manifest
 from edgeaff.export.vggish_weights import resolve_vggish
-from edgeaff.runtime.artifacts.bundle import TENSORRT_INT8
+from edgeaff.runtime.artifacts.manifest import TENSORRT_INT8, Manifest
+from edgeaff.runtime.artifacts.prepared import PreparedDataset, load_prepared_dataset
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
+from edgeaff.runtime.versions import EXPORT_LIBRARIES, versions
 from edgeaff.train.checkpoint import load_checkpoint
 
 PARITY_FRAMES = 16
@@ -58,7 +58,7 @@ class ExportResult:
     """The published bundle and its manifest."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +75,7 @@ class ParityInputs:
 
 
 def _parity_inputs(
-    trials: list[prepared_data.Trial] | None,
+    data: tuple[PreparedDataset, list[str]] | None,
     spec: FeatureSpec,
     normalizations: Sequence[AudioNormalization | None],
     *,
@@ -85,13 +85,15 @@ def _parity_inputs(
     rng = np.random.default_rng(20211)
     window = spec.window.length
     log_mel = rng.normal(-2.0, 2.0, (4, spec.vggish.example_frames, spec.vggish.mel_bins)).astype(np.float32)
-    if trials:
-        trial = max(trials, key=lambda t: t.length)
+    if data is not None:
+        dataset, trials = data
+        name = max(trials, key=lambda t: dataset.trials[t].length)
+        trial = dataset.arrays(name)
         length = min(window, trial.length)
-        window_frames = np.asarray(trial.frames[:length])
+        window_frames = np.asarray(trial.frame[:length])
         vggish = np.asarray(trial.vggish[None, :length]) if audio else None
         mfcc = np.asarray(trial.mfcc[None, :length]) if audio else None
-        return ParityInputs(window_frames[:frames], window_frames, 0, vggish, mfcc, log_mel, f"prepared:{trial.name}")
+        return ParityInputs(window_frames[:frames], window_frames, 0, vggish, mfcc, log_mel, f"prepared:{name}")
     size = spec.face.image_size
     stats = next((n for n in normalizations if n is not None), None)
     vggish = mfcc = None
@@ -141,9 +143,10 @@ def export_bundle(
         raise InvalidInputError(f"--opset must be at least {torch2onnx.MIN_OPSET}, got {options.opset}")
     checkpoint_sources = sources.collect_sources(arguments)
     spec = FeatureSpec.from_dict(sources.check_compatible(checkpoint_sources))
-    trials = None
+    dataset = None
     if options.calib is not None:
-        trials = prepared_data.load_prepared(options.calib, image_size=spec.face.image_size)
+        dataset = load_prepared_dataset(options.calib)
+        calibration.check_features(dataset, spec)
     log(f"exporting {len(checkpoint_sources)} model(s): {', '.join(s.label for s in checkpoint_sources)}")
     loaded = [load_checkpoint(s.path) for s in checkpoint_sources]
     models = [model for model, _ in loaded]
@@ -151,7 +154,10 @@ def export_bundle(
     normalizations = [meta.normalization for meta in metadata]
     audio = any(m.config.multimodal for m in models)
     vggish_model, vggish_info = resolve_vggish(spec.vggish, options.vggish_weights) if audio else (None, None)
-    calibration, evaluation = prepared_data.split_trials(trials) if trials else (None, None)
+    calibration_trials, evaluation_trials = calibration.split_trials(dataset) if dataset is not None else ([], [])
+    evaluation = (dataset, evaluation_trials) if dataset is not None else None
+    if dataset is not None:
+        calibration.check_labelled(dataset, evaluation_trials)
 
     with bundle.staging_directory(out) as staging:
         graph_set = torch2onnx.build_graphs(
@@ -220,13 +226,13 @@ def export_bundle(
             }
             log("built FP16 variants")
         if options.int8:
-            assert calibration is not None
-            batches = prepared_data.calibration_batches(
-                calibration, frames=options.calibration_frames, batch=CALIBRATION_BATCH
+            assert dataset is not None  # --int8 without --calib was refused above
+            batches = calibration.calibration_batches(
+                dataset, calibration_trials, frames=options.calibration_frames, batch=CALIBRATION_BATCH
             )
             target = graphs["visual"].path.with_name("visual.int8.onnx")
             recipe = precision.quantize_int8(graphs["visual"].path, target, input_name="frames", batches=batches)
-            recipe["calibration_trials"] = [t.name for t in calibration]
+            recipe["calibration_trials"] = list(calibration_trials)
             recipe["quantized_graphs"] = ["visual"]
             recipes["int8"] = recipe
             files["visual"]["int8"] = target.name
@@ -258,6 +264,9 @@ def export_bundle(
         )
         if quality:
             log(f"precision comparisons took {time.perf_counter() - started:.1f} s")
+        face_detector = add_face_detector(staging, source=options.face_detector)
+        assert face_detector.source is not None
+        log(f"added the face detector ({face_detector.source.origin})")
         manifest = build_manifest(
             staging,
             sources=checkpoint_sources,
@@ -266,6 +275,7 @@ def export_bundle(
             graph_set=graph_set,
             files=files,
             vggish=vggish_info,
+            face_detector=face_detector,
             parity={
                 "fp32_vs_pytorch": {k: v.to_dict() for k, v in fp32.items()},
                 "tolerance": parity.FP32_TOLERANCE,
@@ -274,11 +284,9 @@ def export_bundle(
                 **quality,
             },
             recipes=recipes,
-            versions=_versions(),
+            versions=versions(EXPORT_LIBRARIES),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
-        manifest["graphs"]["face_detector"] = add_face_detector(staging, source=options.face_detector)
-        log(f"added the face detector ({manifest['graphs']['face_detector']['source']['origin']})")
         bundle.write_manifest(staging, manifest)
         bundle.publish(staging, out, force=options.force)
     return ExportResult(out, manifest)
@@ -290,7 +298,7 @@ def _variant_quality(
     files: dict[str, dict[str, str]],
     inputs: ParityInputs,
     window_embeddings: np.ndarray,
-    evaluation: list[prepared_data.Trial] | None,
+    evaluation: tuple[PreparedDataset, list[str]] | None,
     dimensions: Sequence[str],
     spec: FeatureSpec,
     options: ExportOptions,
@@ -316,7 +324,8 @@ def _variant_quality(
                 state_size=state_size,
             )
         report[f"{variant}_max_abs_vs_fp32"] = differences
-    if evaluation:
+    if evaluation is not None:
+        dataset, trials = evaluation
         paths = {
             p: accuracy.GraphPaths(
                 directory / files["visual"].get(p, files["visual"]["fp32"]),
@@ -326,7 +335,8 @@ def _variant_quality(
         }
         report["ccc"] = accuracy.compare_variants(
             paths,
-            evaluation,
+            dataset,
+            trials,
             dimensions=dimensions,
             window=spec.window.length,
             hop=spec.window.hop,
@@ -362,15 +372,3 @@ def _max_abs_between(
         with accuracy.OrtRunner(path) as runner:
             results.append(next(iter(runner.infer(feed).values())))
     return float(np.abs(results[0] - results[1]).max())
-
-
-def _versions() -> dict[str, str]:
-    from importlib import metadata as package_metadata
-
-    versions = {"edgeaff": edgeaff.__version__, "python": platform.python_version()}
-    for package in ("torch", "onnx", "onnxruntime", "onnxscript"):
-        try:
-            versions[package] = package_metadata.version(package)
-        except package_metadata.PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions

@@ -7,47 +7,25 @@ frame and need no state. A zero state is exactly the zero padding of the windowe
 step reproduces the windowed predictions frame for frame; on a long stream it equals the windowed result of any
 window once that window has seen the receptive field (121 frames for the paper's TCNs).
 
-The state of all models is one float32 tensor (B, S); :class:`StateSegment` rows of the manifest say where each
-convolution's (channels, steps) block sits (row-major, oldest step first).
+The state of all models is one float32 tensor (B, S); the manifest's
+:class:`~edgeaff.runtime.artifacts.manifest.StateSegment` rows say where each convolution's (channels, steps) block
+sits (row-major, oldest step first).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from edgeaff.export.temporal_graph import AudioNormalizer
+from edgeaff.runtime.artifacts.manifest import StateSegment
 from edgeaff.runtime.spec import AudioNormalization
 from edgeaff.train.model import AudioVisualTemporalModel, EmotionModel
 from edgeaff.train.tcn import LEAKY_SLOPE, TemporalBlock, TemporalConvNet, WeightNormConv1d
 
 STATE_INPUT = "state"
 STATE_OUTPUT = "state_out"
-
-
-@dataclasses.dataclass(frozen=True)
-class StateSegment:
-    """One causal convolution's history inside the packed state."""
-
-    model: int
-    branch: str
-    block: int
-    conv: int
-    channels: int
-    steps: int
-    offset: int
-
-    @property
-    def size(self) -> int:
-        """Number of floats per stream."""
-        return self.channels * self.steps
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form for the manifest."""
-        return dataclasses.asdict(self)
 
 
 class _StreamingConv(nn.Module):

@@ -2,50 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+
+from edgeaff.runtime.artifacts.manifest import Manifest
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
+def _megabytes(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1e6:.1f} MB"
 
 
-def summary_table(path: Path, manifest: Mapping[str, Any]) -> str:
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
+def summary_table(path: Path, manifest: Manifest) -> str:
     """Plain-text summary of an exported bundle."""
-    parity = manifest["parity"]
-    models = manifest["models"]
-    visual = manifest["visual"]
+    parity = manifest.parity
+    models = manifest.models
     lines = [
         f"bundle {path}",
-        f"models ({len(models)}): "
-        + ", ".join(f"fold{'-' if m['fold'] is None else m['fold']}/{m['dimension']}/{m['kind']}" for m in models),
-        f"visual trunk: {'shared by all models' if visual['shared_trunk'] else 'one backbone per model'}; "
+        f"models ({len(models)}): " + ", ".join(m.name.replace("_", "/") for m in models),
+        f"visual trunk: {'shared by all models' if manifest.visual.shared_trunk else 'one backbone per model'}; "
         "audio normalisation: inside the temporal graphs; "
-        f"streaming state: {manifest['streaming']['state_size']} floats",
+        f"streaming state: {manifest.streaming.state_size} floats",
         "",
         f"{'graph':<17}{'precision':<11}{'size':>10}  {'max |diff| vs':<14}{'value':>10}",
     ]
-    for name, graph in manifest["graphs"].items():
-        for precision, variant in graph["variants"].items():
+    for name, graph in manifest.graphs.items():
+        for precision, variant in graph.variants.items():
             if precision == "fp32":
-                entry = parity["fp32_vs_pytorch"].get(name)
+                entry = parity.get("fp32_vs_pytorch", {}).get(name)
                 reference, value = "pytorch", None if entry is None else entry["max_abs"]
             else:
                 reference, value = "fp32", parity.get(f"{precision}_max_abs_vs_fp32", {}).get(name)
             shown = "-" if value is None else f"{value:.2e}"
-            lines.append(f"{name:<17}{precision:<11}{_megabytes(variant['bytes']):>10}  {reference:<14}{shown:>10}")
+            lines.append(f"{name:<17}{precision:<11}{_megabytes(variant.bytes):>10}  {reference:<14}{shown:>10}")
     ccc = parity.get("ccc")
     if ccc:
         lines += ["", f"CCC on {ccc['frames']} prepared frames ({len(ccc['trials'])} trials), mean over models:"]
-        base = ccc["fp32"]["ccc_labels"]
-        lines.append(f"  fp32  vs labels {sum(base) / len(base):+.4f}")
-        for precision in manifest["precisions"][1:]:
-            entry = ccc.get(precision)
+        lines.append(f"  fp32  vs labels {_mean(ccc['fp32']['ccc_labels']):+.4f}")
+        for precision in manifest.precisions[1:]:
+            entry = ccc.get(precision.value)
             if entry:
-                mean = lambda values: sum(values) / len(values)  # noqa: E731
+                drop = entry["ccc_drop"]
                 lines.append(
-                    f"  {precision:<5} vs labels {mean(entry['ccc_labels']):+.4f}  drop {mean(entry['ccc_drop']):+.4f}"
-                    f" (largest {max(entry['ccc_drop']):+.4f})  vs fp32 {mean(entry['ccc_vs_fp32']):.5f}"
+                    f"  {precision:<5} vs labels {_mean(entry['ccc_labels']):+.4f}  drop {_mean(drop):+.4f}"
+                    f" (largest {max(drop):+.4f})  vs fp32 {_mean(entry['ccc_vs_fp32']):.5f}"
                 )
     return "\n".join(lines)

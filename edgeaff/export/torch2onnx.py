@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from edgeaff.export import streaming, temporal_graph, visual_graph
+from edgeaff.runtime.artifacts.manifest import StateSegment, TensorEntry
 from edgeaff.runtime.errors import EdgeaffError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
 from edgeaff.train.model import EmotionModel
@@ -36,26 +37,13 @@ class ExportError(EdgeaffError):
 
 
 @dataclasses.dataclass(frozen=True)
-class TensorInfo:
-    """Name, shape (ints, or strings for dynamic axes) and numpy dtype name of a graph input or output."""
-
-    name: str
-    shape: tuple[int | str, ...]
-    dtype: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form for the manifest."""
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
-
-
-@dataclasses.dataclass(frozen=True)
 class ExportedGraph:
     """One FP32 graph written to disk, with its tensors and the module it came from (kept for parity checks)."""
 
     name: str
     path: Path
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
+    inputs: tuple[TensorEntry, ...]
+    outputs: tuple[TensorEntry, ...]
     module: nn.Module
     opset: int
 
@@ -65,8 +53,8 @@ def export_module(
     path: Path,
     *,
     name: str,
-    inputs: Sequence[TensorInfo],
-    outputs: Sequence[TensorInfo],
+    inputs: Sequence[TensorEntry],
+    outputs: Sequence[TensorEntry],
     example: Sequence[torch.Tensor],
     opset: int,
 ) -> ExportedGraph:
@@ -160,7 +148,7 @@ class GraphSet:
 
     graphs: dict[str, ExportedGraph]
     trunks: visual_graph.TrunkPlan
-    state_segments: tuple[streaming.StateSegment, ...]
+    state_segments: tuple[StateSegment, ...]
     state_size: int
 
 
@@ -210,8 +198,8 @@ def build_graphs(
             module=visual_graph.VisualEnsemble(models, face, plan),
             path=directory / "visual.onnx",
             name="visual",
-            inputs=[TensorInfo(visual_graph.FRAMES_INPUT, ("frames", face.image_size, face.image_size, 3), "uint8")],
-            outputs=[TensorInfo(visual_graph.EMBEDDINGS_OUTPUT, ("frames", count, embedding_dim), "float32")],
+            inputs=[TensorEntry(visual_graph.FRAMES_INPUT, ("frames", face.image_size, face.image_size, 3), "uint8")],
+            outputs=[TensorEntry(visual_graph.EMBEDDINGS_OUTPUT, ("frames", count, embedding_dim), "float32")],
             example=[frames],
         )
         if vggish is not None:
@@ -220,18 +208,18 @@ def build_graphs(
                 module=vggish,
                 path=directory / "vggish.onnx",
                 name="vggish",
-                inputs=[TensorInfo(VGGISH_INPUT, ("examples", spec.example_frames, spec.mel_bins), "float32")],
-                outputs=[TensorInfo(VGGISH_OUTPUT, ("examples", spec.embedding_dim), "float32")],
+                inputs=[TensorEntry(VGGISH_INPUT, ("examples", spec.example_frames, spec.mel_bins), "float32")],
+                outputs=[TensorEntry(VGGISH_OUTPUT, ("examples", spec.embedding_dim), "float32")],
                 example=[torch.randn(2, spec.example_frames, spec.mel_bins)],
             )
 
         window_inputs = [
-            TensorInfo(temporal_graph.EMBEDDINGS_INPUT, ("batch", "steps", count, embedding_dim), "float32")
+            TensorEntry(temporal_graph.EMBEDDINGS_INPUT, ("batch", "steps", count, embedding_dim), "float32")
         ]
         if multimodal:
             window_inputs += [
-                TensorInfo(temporal_graph.VGGISH_INPUT, ("batch", "steps", vggish_dim), "float32"),
-                TensorInfo(temporal_graph.MFCC_INPUT, ("batch", "steps", mfcc_dim), "float32"),
+                TensorEntry(temporal_graph.VGGISH_INPUT, ("batch", "steps", vggish_dim), "float32"),
+                TensorEntry(temporal_graph.MFCC_INPUT, ("batch", "steps", mfcc_dim), "float32"),
             ]
         example = [torch.randn(2, 8, count, embedding_dim)]
         if multimodal:
@@ -242,20 +230,20 @@ def build_graphs(
             path=directory / "temporal.onnx",
             name="temporal",
             inputs=window_inputs,
-            outputs=[TensorInfo(temporal_graph.PREDICTIONS_OUTPUT, ("batch", "steps", count), "float32")],
+            outputs=[TensorEntry(temporal_graph.PREDICTIONS_OUTPUT, ("batch", "steps", count), "float32")],
             example=example,
         )
 
         stream = streaming.StreamingEnsemble(models, normalizations)
-        state_info = TensorInfo(streaming.STATE_INPUT, ("batch", stream.state_size), "float32")
+        state_info = TensorEntry(streaming.STATE_INPUT, ("batch", stream.state_size), "float32")
         graphs["temporal_stream"] = timed(
             module=_StreamWithAudio(stream) if multimodal else _StreamVisualOnly(stream),
             path=directory / "temporal_stream.onnx",
             name="temporal_stream",
             inputs=[*window_inputs, state_info],
             outputs=[
-                TensorInfo(temporal_graph.PREDICTIONS_OUTPUT, ("batch", "steps", count), "float32"),
-                TensorInfo(streaming.STATE_OUTPUT, ("batch", stream.state_size), "float32"),
+                TensorEntry(temporal_graph.PREDICTIONS_OUTPUT, ("batch", "steps", count), "float32"),
+                TensorEntry(streaming.STATE_OUTPUT, ("batch", stream.state_size), "float32"),
             ],
             example=[*example, torch.zeros(2, stream.state_size)],
         )

@@ -67,15 +67,6 @@ class TrunkPlan:
     digests: tuple[str, ...]
     trunk_units: int
 
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready form for the manifest."""
-        return {
-            "shared_trunk": self.shared,
-            "trunk_groups": [list(g) for g in self.groups],
-            "trunk_sha256": list(self.digests),
-            "trunk_units": self.trunk_units,
-        }
-
 
 def plan_trunks(models: list[EmotionModel]) -> TrunkPlan:
     """Group models by trunk hash; sharing is used only when all trunks are identical (else one trunk per model)."""

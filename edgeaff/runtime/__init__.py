@@ -17,6 +17,7 @@ Nothing in this package imports torch, :mod:`edgeaff.train` or :mod:`edgeaff.exp
 """
 
 from edgeaff.runtime.artifacts.bundle import Bundle, BundleError, load_bundle, zero_stream_state
+from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind, Precision
 from edgeaff.runtime.audio.logmel import LogMelStream
 from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
@@ -49,6 +50,7 @@ __all__ = [
     "Clip",
     "DetectorKind",
     "Device",
+    "Dimension",
     "DimensionPlan",
     "EdgeaffError",
     "FaceDetection",
@@ -63,11 +65,13 @@ __all__ = [
     "Mfcc39Stream",
     "MissingDependencyError",
     "Mode",
+    "ModelKind",
     "OrtRunner",
     "Outputs",
     "Pipeline",
     "PipelineOptions",
     "PipelineRun",
+    "Precision",
     "Prediction",
     "PushStream",
     "Results",

@@ -4,12 +4,19 @@ Every parameter of the deterministic feature pipeline lives in a :class:`Feature
 fold checkpoint, export copies it into the bundle manifest, and the runtime reads it from there, so the device
 computes exactly the features a model was trained on (``design.md`` §2-3). Values default to the reference
 implementation (``reference.md`` §4).
+
+:func:`dataclass_from_dict` and :func:`dataclass_to_dict` are the one conversion between these frozen dataclasses
+(and the bundle manifest's, :mod:`edgeaff.runtime.artifacts.manifest`) and their JSON form: the field annotations
+are the schema, and a value that does not fit is refused with its key's path.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import enum
 import math
+import types
 import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -21,17 +28,142 @@ FEATURE_SPEC_VERSION = 1
 T = TypeVar("T")
 
 
-def dataclass_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str) -> T:
-    """Build a (possibly nested) dataclass from a JSON mapping, refusing unknown or missing keys.
+OMIT_IF_NONE = {"omit_if_none": True}
+"""Field metadata: :func:`dataclass_to_dict` leaves the key out when the value is ``None`` (an absent JSON key)."""
 
-    Lists become tuples, nested dataclass fields are built recursively.
+
+def dataclass_from_dict(cls: type[T], data: object, *, where: str) -> T:
+    """Build a (possibly nested) frozen dataclass from its JSON form, checking every key and value.
+
+    The field annotations are the schema: nested dataclasses, ``X | None``, ``tuple[X, ...]`` (from JSON lists),
+    ``Mapping[str, X]`` (from JSON objects), :class:`enum.Enum` members (from their values), ``int`` (not
+    ``bool``), ``float`` (ints accepted), ``str``, ``bool`` and ``Any`` (any JSON value, kept as it is). Fields with
+    a default may be left out; every other key must be present, and unknown keys are refused.
+
+    Args:
+        cls: the dataclass.
+        data: the parsed JSON value.
+        where: the value's path for messages, e.g. ``"manifest"``; nested values extend it
+            (``manifest.models[1].kind``).
 
     Raises:
-        InvalidInputError: on unknown keys, missing required keys or a non-mapping value.
+        InvalidInputError: ``<path>: <what is wrong>`` for the first unknown or missing key, wrong type, unknown
+            enum value, or value the dataclass itself refuses (its ``__post_init__`` raising ``ValueError``).
     """
+    return typing.cast(T, _from_json(cls, data, where))
+
+
+def dataclass_to_dict(instance: object) -> dict[str, Any]:
+    """The JSON form of a dataclass: the inverse of :func:`dataclass_from_dict`.
+
+    Enums become their values, tuples lists, mappings dicts; a ``None`` field whose metadata is
+    :data:`OMIT_IF_NONE` is left out.
+    """
+    if not dataclasses.is_dataclass(instance) or isinstance(instance, type):
+        raise TypeError(f"expected a dataclass instance, got {type(instance).__name__}")
+    document: dict[str, Any] = {}
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if value is None and field.metadata.get("omit_if_none"):
+            continue
+        document[field.name] = _to_json(value)
+    return document
+
+
+def _to_json(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclass_to_dict(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_to_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): _to_json(v) for k, v in value.items()}
+    return value
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
+
+
+def _key_path(where: str, key: str) -> str:
+    return f"{where}.{key}" if key.isidentifier() else f"{where}[{key!r}]"
+
+
+def _from_json(annotation: Any, value: object, where: str) -> Any:  # noqa: PLR0911
+    """Convert ``value`` to ``annotation`` (see :func:`dataclass_from_dict`)."""
+    if annotation is Any:
+        return value
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            if len(options) < len(typing.get_args(annotation)):
+                return None
+            raise InvalidInputError(f"{where}: a value is required, got null")
+        errors = []
+        for option in options:
+            try:
+                return _from_json(option, value, where)
+            except InvalidInputError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+        raise InvalidInputError(f"{where}: expected {names}, got {_describe(value)}")
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        return _dataclass_from_json(annotation, value, where)
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        if isinstance(value, annotation):
+            return value
+        try:
+            return annotation(value)
+        except ValueError:
+            choices = ", ".join(str(m.value) for m in annotation)
+            raise InvalidInputError(f"{where}: {value!r} is not one of {choices}") from None
+    if annotation is bool:
+        if not isinstance(value, bool):
+            raise InvalidInputError(f"{where}: expected true or false, got {_describe(value)}")
+        return value
+    if annotation is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidInputError(f"{where}: expected an integer, got {_describe(value)}")
+        return value
+    if annotation is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise InvalidInputError(f"{where}: expected a number, got {_describe(value)}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise InvalidInputError(f"{where}: expected a string, got {_describe(value)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInputError(f"{where}: expected a list, got {_describe(value)}")
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_from_json(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise InvalidInputError(f"{where}: expected {len(args)} values, got {len(value)}")
+        return tuple(_from_json(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+    if origin in (dict, Mapping, collections.abc.Mapping):
+        if not isinstance(value, Mapping):
+            raise InvalidInputError(f"{where}: expected a JSON object, got {_describe(value)}")
+        key_type, value_type = typing.get_args(annotation) or (str, Any)
+        converted = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"{where}: keys must be strings, got {_describe(key)}")
+            converted[_from_json(key_type, key, where)] = _from_json(value_type, item, _key_path(where, key))
+        return converted
+    raise TypeError(f"{where}: the schema uses an unsupported annotation {annotation!r}")
+
+
+def _dataclass_from_json(cls: type, data: object, where: str) -> Any:
     if not isinstance(data, Mapping):
-        raise InvalidInputError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        raise InvalidInputError(f"{where}: expected a JSON object, got {_describe(data)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -42,27 +174,11 @@ def dataclass_from_dict(cls: type[T], data: Mapping[str, Any], *, where: str) ->
             if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 raise InvalidInputError(f"{where}: missing key '{name}'")
             continue
-        value = data[name]
-        nested = _nested_dataclass(hints[name])
-        if nested is not None and value is not None:
-            value = dataclass_from_dict(nested, value, where=f"{where}.{name}")
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
+        kwargs[name] = _from_json(hints[name], data[name], f"{where}.{name}")
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{where}: {exc}") from exc
-
-
-def _nested_dataclass(annotation: Any) -> type | None:
-    """The dataclass type inside an annotation such as ``Spec`` or ``Spec | None``, else ``None``."""
-    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
-        return annotation
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, type) and dataclasses.is_dataclass(arg):
-            return arg
-    return None
+        raise InvalidInputError(f"{where}: {exc}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +291,10 @@ class FeatureSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureSpec:
         """Inverse of :meth:`to_dict`; refuses unknown keys and versions."""
         return dataclass_from_dict(cls, data, where="feature_spec")
+
+
+DEFAULT_FEATURE_SPEC = FeatureSpec()
+"""The reference's feature spec: where a function is given no spec, its default sizes come from here."""
 
 
 @dataclasses.dataclass(frozen=True)

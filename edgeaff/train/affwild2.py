@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.prepared import TRAIN_PARTITION, VALIDATION_PARTITION
 from edgeaff.runtime.errors import InvalidInputError
 
-PARTITIONS = ("Train_Set", "Validation_Set")
+PARTITIONS = (TRAIN_PARTITION, VALIDATION_PARTITION)
 VIDEO_FOLDERS = ("raw_video", "batch1", "batch2")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 TWO_SUBJECT_SUFFIXES = ("_left", "_right")

@@ -13,14 +13,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import platform
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
-import edgeaff
 from edgeaff.runtime.artifacts.checkpoint_header import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_SCHEMA_VERSION,
@@ -31,6 +29,7 @@ from edgeaff.runtime.artifacts.checkpoint_header import (
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
+from edgeaff.runtime.versions import TRAINING_LIBRARIES, versions
 from edgeaff.train.config import EMOTION_DIMENSIONS, ModelConfig
 from edgeaff.train.model import EmotionModel
 
@@ -86,18 +85,6 @@ class CheckpointMetadata:
             )
         except KeyError as exc:
             raise CheckpointError(f"checkpoint metadata is missing {exc}") from None
-
-
-def library_versions() -> dict[str, str]:
-    """Versions worth recording next to an artefact."""
-    import safetensors
-
-    return {
-        "edgeaff": edgeaff.__version__,
-        "torch": torch.__version__,
-        "safetensors": safetensors.__version__,
-        "python": platform.python_version(),
-    }
 
 
 def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
@@ -158,7 +145,7 @@ def save_checkpoint(
         normalization=normalization,
         metrics=dict(metrics or {}),
         provenance=dict(provenance or {}),
-        versions=library_versions(),
+        versions=versions(TRAINING_LIBRARIES),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         weights_sha256=tensor_digest(state),
     )

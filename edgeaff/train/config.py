@@ -10,12 +10,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.spec import dataclass_from_dict
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC, dataclass_from_dict
 
-MODEL_KINDS = ("multimodal", "unimodal")
+MODEL_KINDS = ModelKind.values()
 FUSION_VARIANTS = ("paper", "abaw2")
-EMOTION_DIMENSIONS = ("valence", "arousal")
+EMOTION_DIMENSIONS = Dimension.values()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +37,7 @@ class BackboneConfig:
     stage_widths: tuple[int, ...] = (64, 128, 256, 512)
     first_stage_stride: int = 1
     embedding_dim: int = 512
-    input_size: int = 40
+    input_size: int = DEFAULT_FEATURE_SPEC.face.crop_size
     dropout: float = 0.4
     released_tail_units: int = 3
 
@@ -116,8 +117,8 @@ class ModelConfig:
     tcn_dropout: float = 0.1
     fusion: str | None = "paper"
     attention_dim: int = 32
-    vggish_dim: int = 128
-    mfcc_dim: int = 39
+    vggish_dim: int = DEFAULT_FEATURE_SPEC.vggish.embedding_dim
+    mfcc_dim: int = DEFAULT_FEATURE_SPEC.mfcc.dim
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:

@@ -16,11 +16,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from edgeaff.runtime.artifacts.prepared import PreparedDataset
+from edgeaff.runtime.artifacts.prepared import PreparedDataset, label_column
 from edgeaff.runtime.pipeline.windows import window_starts
 from edgeaff.runtime.spec import AudioNormalization
-
-DIMENSION_COLUMN = {"valence": 0, "arousal": 1}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +58,7 @@ class WindowDataset(Dataset[dict[str, torch.Tensor]]):
         self.spec = dataset.feature_spec
         self.window = window or self.spec.window.length
         self.hop = hop or self.spec.window.hop
-        self.column = DIMENSION_COLUMN[dimension]
+        self.column = label_column(dimension)
         self.normalization = normalization
         self.train = train
         self.seed = seed

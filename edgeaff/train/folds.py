@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.runtime.artifacts.prepared import PreparedDataset, TrialInfo
+from edgeaff.runtime.artifacts.prepared import TRAIN_PARTITION, VALIDATION_PARTITION, PreparedDataset, TrialInfo
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
 from edgeaff.runtime.spec import AudioNormalization, ScalarStats
@@ -31,8 +31,6 @@ from edgeaff.runtime.spec import AudioNormalization, ScalarStats
 FOLDS_FORMAT = "edgeaff-folds"
 FOLDS_SCHEMA_VERSION = 1
 NUM_FOLDS = 6
-TRAIN_PARTITION = "Train_Set"
-VALIDATION_PARTITION = "Validation_Set"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,6 @@ import dataclasses
 import json
 import multiprocessing
 import os
-import platform
 import shutil
 from collections import defaultdict
 from collections.abc import Callable
@@ -32,11 +31,11 @@ from typing import Any
 
 import numpy as np
 
-import edgeaff
 from edgeaff.runtime.artifacts.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.files import atomic_output
 from edgeaff.runtime.spec import FeatureSpec, VggishSpec
+from edgeaff.runtime.versions import TRAINING_LIBRARIES, versions
 from edgeaff.train.affwild2 import RawTrial, discover_trials, load_subject_map, read_labels
 
 MFCC_BACKENDS = ("opensmile", "numpy")
@@ -66,6 +65,7 @@ class VideoPreparer:
         self.settings = settings
         self.vggish, self.vggish_info = load_vggish(settings.vggish_weights)
         self.vggish.to(settings.device)
+        self.spec = self.feature_spec()
 
     def feature_spec(self) -> FeatureSpec:
         """The feature spec with this run's VGGish weights."""
@@ -84,7 +84,7 @@ class VideoPreparer:
             info = probe_media(trials[0].video)
             if info.fps is None:
                 raise InvalidInputError(f"{trials[0].video}: no video stream, so no frame rate to align features with")
-            audio = decode_audio(trials[0].video)
+            audio = decode_audio(trials[0].video, sample_rate=self.spec.mfcc.sample_rate)
             mfcc_all = self._mfcc(audio)
             from edgeaff.runtime.audio.logmel import log_mel
 
@@ -115,7 +115,7 @@ class VideoPreparer:
         from edgeaff.runtime.audio.logmel import examples_at_rows
 
         unique, inverse = np.unique(starts, return_inverse=True)
-        embeddings = np.empty((len(unique), 128), dtype=np.float32)
+        embeddings = np.empty((len(unique), self.spec.vggish.embedding_dim), dtype=np.float32)
         with torch.no_grad():
             for begin in range(0, len(unique), VGGISH_BATCH):
                 chunk = examples_at_rows(log_mel_rows, unique[begin : begin + VGGISH_BATCH]).astype(np.float32)
@@ -130,13 +130,14 @@ class VideoPreparer:
         from edgeaff.runtime.faces.image import black_face, load_face_image
 
         labels, rows, total_rows = read_labels(trial.annotation)
-        frames = np.empty((len(rows), 48, 48, 3), dtype=np.uint8)
+        size = self.spec.face.image_size
+        frames = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         missing = 0
         for position, row in enumerate(rows):
-            face = load_face_image(trial.faces_dir / f"{int(row) + 1:05d}.jpg")
+            face = load_face_image(trial.faces_dir / f"{int(row) + 1:05d}.jpg", size)
             if face is None:
                 missing += 1
-                face = black_face()
+                face = black_face(size)
             frames[position] = face
         mfcc = mfcc_all[mfcc_rows_for_fps(rows, fps, len(mfcc_all))].astype(np.float32)
         vggish = self._vggish(log_mel_rows, vggish_starts_for_fps(rows, fps, len(log_mel_rows)))
@@ -149,7 +150,7 @@ class VideoPreparer:
             "subject": trial.subject,
             "annotation_rows": total_rows,
             "missing_faces": missing,
-            "audio_seconds": round(samples / 16000, 3),
+            "audio_seconds": round(samples / self.spec.mfcc.sample_rate, 3),
         }
         tmp = out / f"{_TMP_PREFIX}{trial.name}-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -287,7 +288,7 @@ def _write_dataset(
         "settings": settings,
         "trials": dict(sorted(entries.items())),
         "failed": dict(sorted(failed.items())),
-        "versions": {"edgeaff": edgeaff.__version__, "python": platform.python_version()},
+        "versions": versions(TRAINING_LIBRARIES),
     }
     if not entries:
         raise InvalidInputError(f"no trial could be prepared: {json.dumps(failed)[:500]}")

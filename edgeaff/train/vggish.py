@@ -24,12 +24,14 @@ from torch import nn
 
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 from edgeaff.train.checkpoint import tensor_digest
 from edgeaff.train.torchfile import load_state_dict_file
 
-EXAMPLE_FRAMES = 96
-MEL_BINS = 64
-EMBEDDING_DIM = 128
+# AudioSet VGGish's input and output sizes, the feature spec's defaults.
+EXAMPLE_FRAMES = DEFAULT_FEATURE_SPEC.vggish.example_frames
+MEL_BINS = DEFAULT_FEATURE_SPEC.vggish.mel_bins
+EMBEDDING_DIM = DEFAULT_FEATURE_SPEC.vggish.embedding_dim
 # Conv channels with "M" for a 2x2 max-pool; indices in `features` follow nn.Sequential numbering of the port.
 _CONV_PLAN: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")
 _FC_SIZES = (512 * 6 * 4, 4096, 4096, EMBEDDING_DIM)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
+from prepared_fixture import write_prepared_dataset
 
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats, VggishSpec
 from edgeaff.train import build_model, model_config, save_checkpoint
@@ -85,13 +85,11 @@ def write_prepared(directory: Path, lengths: dict[str, tuple[str, int]], *, seed
     rng = np.random.default_rng(seed)
     trials = {}
     for name, (partition, length) in lengths.items():
-        folder = directory / name
-        folder.mkdir(parents=True)
-        np.save(folder / "frame.npy", rng.integers(0, 256, (length, 48, 48, 3), dtype=np.uint8))
-        np.save(folder / "mfcc.npy", rng.normal(1.0, 8.0, (length, 39)).astype(np.float32))
-        np.save(folder / "vggish.npy", rng.normal(-0.1, 0.5, (length, 128)).astype(np.float32))
+        arrays = {
+            "frame": rng.integers(0, 256, (length, 48, 48, 3), dtype=np.uint8),
+            "mfcc": rng.normal(1.0, 8.0, (length, 39)).astype(np.float32),
+            "vggish": rng.normal(-0.1, 0.5, (length, 128)).astype(np.float32),
+        }
         walk = np.cumsum(rng.normal(0, 0.05, (length, 2)), axis=0)
-        np.save(folder / "label.npy", np.clip(walk, -1, 1).astype(np.float32))
-        trials[name] = {"partition": partition, "length": length, "fps": 30.0}
-    (directory / "dataset.json").write_text(json.dumps({"trials": trials}))
-    return directory
+        trials[name] = (partition, {**arrays, "label": np.clip(walk, -1, 1).astype(np.float32)})
+    return write_prepared_dataset(directory, trials)

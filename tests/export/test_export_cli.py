@@ -8,13 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from builders import save_models, tiny_feature_spec, tiny_models
+from builders import save_models, tiny_feature_spec, tiny_models, write_prepared
 
 from edgeaff.cli import main
 from edgeaff.export import bundle as bundle_writer
-from edgeaff.export import exporter
-from edgeaff.export.prepared_data import calibration_batches, load_prepared, window_starts
+from edgeaff.export import calibration, exporter
 from edgeaff.export.sources import collect_sources
+from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.spec import VggishSpec
 
@@ -133,28 +133,42 @@ def test_publish_replaces_only_with_force(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
 
 
-def test_prepared_data_windows_and_calibration(prepared_dir: Path) -> None:
-    # The reference's windowing (reference.md §4.6): hop through, then one window flush with the end.
-    assert window_starts(300, 300, 200) == [0]
-    assert window_starts(301, 300, 200) == [0, 1]
-    assert window_starts(750, 300, 200) == [0, 200, 400, 450]
-    trials = load_prepared(prepared_dir)
-    batches = calibration_batches(trials[:2], frames=50, batch=16)
+def test_calibration_reads_through_the_one_prepared_data_reader(prepared_dir: Path) -> None:
+    dataset = load_prepared_dataset(prepared_dir)
+    assert calibration.split_trials(dataset) == (["t01", "t02"], ["v01"])
+    batches = calibration.calibration_batches(dataset, ["t01", "t02"], frames=50, batch=16)
     assert [len(b) for b in batches] == [16, 16, 16, 2] and batches[0].dtype == "uint8"
-    assert (batches[0][0] == trials[0].frames[0]).all()
+    frames = [np.asarray(dataset.arrays(t).frame) for t in ("t01", "t02")]
+    # 50 frames evenly over the 96 + 64 frames of both trials: the first of t01 and the last of t02 included.
+    assert (batches[0][0] == frames[0][0]).all() and (batches[-1][-1] == frames[1][-1]).all()
+    calibration.check_features(dataset, dataset.feature_spec)
+    wider = dataclasses.replace(dataset.feature_spec, vggish=VggishSpec(embedding_dim=256))
+    with pytest.raises(InvalidInputError, match="VGGish embedding width"):
+        calibration.check_features(dataset, wider)
+    calibration.check_labelled(dataset, ["v01"])
 
 
-def test_ccc_matches_the_textbook_formula() -> None:
-    from edgeaff.export.accuracy import ccc
+def test_evaluation_trials_need_labels(tmp_path: Path) -> None:
+    root = write_prepared(tmp_path / "p", {"t": ("Train_Set", 8), "v": ("Validation_Set", 8)})
+    (root / "v" / "label.npy").unlink()
+    dataset = load_prepared_dataset(root)
+    calibration.check_labelled(dataset, ["t"])
+    with pytest.raises(InvalidInputError, match="trial 'v' has no labels"):
+        calibration.check_labelled(dataset, calibration.split_trials(dataset)[1])
 
-    rng = np.random.default_rng(0)
-    x = rng.normal(0.2, 1.0, 500)
-    y = 0.5 * x + rng.normal(-0.1, 0.3, 500)
-    # Lin (1989): 2·s_xy / (s_x² + s_y² + (mean_x - mean_y)²), population moments.
-    s_xy = np.cov(x, y, bias=True)[0, 1]
-    expected = 2 * s_xy / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
-    assert ccc(x, y) == pytest.approx(expected, rel=1e-12)
-    assert ccc(x, x) == pytest.approx(1.0) and ccc(x, -x) < -0.9
+
+def test_calib_must_be_a_prepared_dataset(
+    tmp_path: Path, checkpoints: list[Path], prepared_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "b"
+    message = _error(["export", str(checkpoints[0]), "-o", str(out), "--calib", str(tmp_path)], capsys)
+    assert "not a prepared dataset" in message and not out.exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    document = json.loads((prepared_dir / "dataset.json").read_text())
+    (broken / "dataset.json").write_text(json.dumps({**document, "schema_version": 9}))
+    message = _error(["export", str(checkpoints[0]), "-o", str(out), "--calib", str(broken)], capsys)
+    assert "schema version 9 is not supported" in message
 
 
 def test_export_without_torch_names_the_extra(tmp_path: Path) -> None:

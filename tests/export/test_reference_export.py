@@ -15,7 +15,9 @@ from helpers import to_numpy64
 from edgeaff.export.parity import run_stream
 from edgeaff.export.precision import convert_fp16
 from edgeaff.runtime.artifacts.bundle import load_bundle, zero_stream_state
+from edgeaff.runtime.artifacts.manifest import TensorEntry
 from edgeaff.runtime.backends.ort import OrtRunner
+from edgeaff.runtime.spec import AudioNormalization, ScalarStats
 
 pytestmark = pytest.mark.slow  # exports real graphs: tens of seconds per bundle (built once per session)
 
@@ -53,23 +55,28 @@ def test_onnx_runtime_matches_float64_reference(reference_export: tuple[dict[str
 
 def test_manifest_of_the_reference_bundle(reference_export: tuple[dict[str, torch.Tensor], Path]) -> None:
     _, path = reference_export
-    manifest = load_bundle(path).manifest
-    (model,) = manifest["models"]
-    assert (model["fold"], model["dimension"], model["kind"], model["fusion"]) == (2, "arousal", "multimodal", "abaw2")
-    assert model["normalization"] == {"mfcc": {"mean": 0.5, "std": 2.0}, "vggish": {"mean": -0.105, "std": 0.4476}}
-    assert model["checkpoint"]["provenance"]["source"] == "reference-conversion"
-    assert manifest["vggish"]["source"] == "random:0" and len(manifest["vggish"]["sha256"]) == 64
-    assert set(manifest["graphs"]) == {"visual", "vggish", "temporal", "temporal_stream", "face_detector"}
-    assert manifest["visual"]["shared_trunk"] is False
-    for name, agreement in manifest["parity"]["fp32_vs_pytorch"].items():
+    bundle = load_bundle(path)
+    manifest = bundle.manifest
+    (model,) = bundle.models
+    assert (model.fold, model.dimension, model.kind, model.fusion) == (2, "arousal", "multimodal", "abaw2")
+    assert model.normalization == AudioNormalization(mfcc=ScalarStats(0.5, 2.0), vggish=ScalarStats(-0.105, 0.4476))
+    assert model.checkpoint.provenance["source"] == "reference-conversion"
+    assert manifest.vggish is not None and manifest.vggish.source == "random:0" and len(manifest.vggish.sha256) == 64
+    assert [role for role, _ in manifest.graphs.items()] == [
+        "visual",
+        "vggish",
+        "temporal",
+        "temporal_stream",
+        "face_detector",
+    ]
+    assert bundle.shared_trunk is False and bundle.embedding_dim == 512
+    for name, agreement in manifest.parity["fp32_vs_pytorch"].items():
         assert agreement["scaled"] <= 1e-4, name
-    temporal_inputs = [t["name"] for t in manifest["graphs"]["temporal"]["inputs"]]
-    assert temporal_inputs == ["embeddings", "vggish", "mfcc"]
-    assert manifest["graphs"]["vggish"]["inputs"][0] == {
-        "name": "log_mel",
-        "shape": ["examples", 96, 64],
-        "dtype": "float32",
-    }
+    assert [t.name for t in manifest.graphs.temporal.inputs] == ["embeddings", "vggish", "mfcc"]
+    assert manifest.graphs.vggish is not None
+    assert manifest.graphs.vggish.inputs[0] == TensorEntry("log_mel", ("examples", 96, 64), "float32")
+    detector = bundle.face_detector
+    assert detector is not None and detector.detector_spec is not None and detector.spec_file is not None
 
 
 def test_stream_from_zero_state_equals_the_window(reference_export: tuple[dict[str, torch.Tensor], Path]) -> None:
@@ -83,8 +90,8 @@ def test_stream_from_zero_state_equals_the_window(reference_export: tuple[dict[s
     with OrtRunner(bundle.graphs["temporal"].file()) as temporal:
         window = temporal.infer({"embeddings": embeddings, "vggish": vggish, "mfcc": mfcc})["predictions"]
     state = zero_stream_state(bundle)
-    assert state.shape == (1, bundle.manifest["streaming"]["state_size"])
-    assert state.shape[1] == sum(s["channels"] * s["steps"] for s in bundle.manifest["streaming"]["segments"])
+    assert state.shape == (1, bundle.streaming.state_size)
+    assert state.shape[1] == sum(s.channels * s.steps for s in bundle.streaming.segments)
     streamed, _ = run_stream(
         bundle.graphs["temporal_stream"].file(), embeddings, vggish, mfcc, state_size=state.shape[1], chunks=(1, 7, 50)
     )
@@ -96,14 +103,14 @@ def test_long_stream_equals_any_window_once_the_receptive_field_is_filled(
 ) -> None:
     _, path = reference_export
     bundle = load_bundle(path)
-    field = bundle.manifest["streaming"]["receptive_field"]
+    field = bundle.streaming.receptive_field
     assert field == 121
     rng = np.random.default_rng(9)
     length, start = 420, 150
     embeddings = rng.normal(0, 1, (1, length, 1, 512)).astype(np.float32)
     embeddings /= np.linalg.norm(embeddings, axis=-1, keepdims=True)
     vggish, mfcc = _raw_audio(rng, length)
-    size = bundle.manifest["streaming"]["state_size"]
+    size = bundle.streaming.state_size
     streamed, _ = run_stream(
         bundle.graphs["temporal_stream"].file(), embeddings, vggish, mfcc, state_size=size, chunks=(1,) * 3 + (16,)
     )

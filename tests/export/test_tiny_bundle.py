@@ -12,9 +12,10 @@ from export_support import TINY_ENTRIES
 
 from edgeaff.export import visual_graph
 from edgeaff.export.parity import preprocess_frames
-from edgeaff.export.prepared_data import load_prepared
-from edgeaff.export.torch2onnx import TensorInfo, export_module
+from edgeaff.export.torch2onnx import export_module
 from edgeaff.runtime.artifacts.bundle import load_bundle
+from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind, Precision, TensorEntry
+from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.files import sha256_file
 from edgeaff.runtime.spec import FaceSpec
@@ -29,24 +30,25 @@ def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
     _, paths = tiny_set
     bundle = load_bundle(tiny_bundle)
     manifest = bundle.manifest
-    assert [(m["fold"], m["dimension"]) for m in manifest["models"]] == TINY_ENTRIES
-    assert [m["checkpoint"]["sha256"] for m in manifest["models"]] == [sha256_file(p) for p in paths]
-    assert manifest["models"][1]["metrics"] == {"ccc": pytest.approx(0.41)}
-    assert manifest["visual"]["shared_trunk"] is True and manifest["visual"]["trunk_groups"] == [[0, 1, 2]]
-    assert set(manifest["graphs"]) == {"visual", "temporal", "temporal_stream", "face_detector"}  # unimodal: no VGGish
-    assert manifest["precisions"] == ["fp32", "fp16", "int8"]
-    assert set(manifest["graphs"]["visual"]["variants"]) == {"fp32", "fp16", "int8", "int8_trt"}
-    assert set(manifest["graphs"]["temporal"]["variants"]) == {"fp32", "fp16"}
-    assert manifest["graphs"]["visual"]["inputs"] == [
-        {"name": "frames", "shape": ["frames", 48, 48, 3], "dtype": "uint8"}
-    ]
-    assert manifest["graphs"]["visual"]["outputs"][0]["shape"] == ["frames", 3, 64]
-    assert {"edgeaff", "torch", "onnx", "onnxruntime"} <= set(manifest["versions"])
-    assert manifest["audio_normalization"]["location"] == "temporal_graph"
-    assert manifest["precision_recipes"]["int8"]["calibration_trials"] == ["t01", "t02"]
-    for name, agreement in manifest["parity"]["fp32_vs_pytorch"].items():
+    assert manifest.schema_version == 2
+    assert [(m.fold, m.dimension) for m in bundle.models] == TINY_ENTRIES
+    assert all(m.kind is ModelKind.UNIMODAL for m in bundle.models) and bundle.models[2].dimension is Dimension.AROUSAL
+    assert [m.checkpoint.sha256 for m in bundle.models] == [sha256_file(p) for p in paths]
+    assert manifest.models[1].metrics == {"ccc": pytest.approx(0.41)}
+    assert bundle.shared_trunk is True and manifest.visual.trunk_groups == ((0, 1, 2),)
+    assert bundle.embedding_dim == 64
+    assert set(bundle.graphs) == {"visual", "temporal", "temporal_stream", "face_detector"}  # unimodal: no VGGish
+    assert bundle.precisions == (Precision.FP32, Precision.FP16, Precision.INT8)
+    assert set(manifest.graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_trt"}
+    assert set(manifest.graphs.temporal.variants) == {"fp32", "fp16"}
+    assert manifest.graphs.visual.inputs == (TensorEntry("frames", ("frames", 48, 48, 3), "uint8"),)
+    assert manifest.graphs.visual.outputs[0].shape == ("frames", 3, 64)
+    assert {"edgeaff", "torch", "onnx", "onnxruntime"} <= set(manifest.versions)
+    assert manifest.audio_normalization.location == "temporal_graph"
+    assert manifest.precision_recipes["int8"]["calibration_trials"] == ["t01", "t02"]
+    for name, agreement in manifest.parity["fp32_vs_pytorch"].items():
         assert agreement["scaled"] <= TOLERANCE, name
-    ccc = manifest["parity"]["ccc"]
+    ccc = manifest.parity["ccc"]
     assert ccc["trials"] == ["v01"] and ccc["frames"] == 330
     assert min(ccc["fp16"]["ccc_vs_fp32"]) > 0.999
     assert max(abs(d) for d in ccc["fp16"]["ccc_drop"]) <= 0.005
@@ -58,7 +60,7 @@ def test_visual_then_temporal_under_onnx_runtime_equals_the_pytorch_models(
 ) -> None:
     models, _ = tiny_set
     bundle = load_bundle(tiny_bundle)
-    frames = np.asarray(load_prepared(prepared_dir)[2].frames[:40])
+    frames = np.asarray(load_prepared_dataset(prepared_dir).arrays("v01").frame[:40])
     with OrtRunner(bundle.graphs["visual"].file()) as visual, OrtRunner(bundle.graphs["temporal"].file()) as temporal:
         predictions = temporal.infer({"embeddings": visual.infer({"frames": frames})["embeddings"][None]})
     crops = preprocess_frames(frames, FaceSpec())[None]
@@ -77,8 +79,8 @@ def test_shared_trunk_equals_per_fold_backbones_and_is_smaller(tiny_bundle: Path
         visual_graph.VisualEnsemble(models, FaceSpec(), separate),
         path,
         name="visual",
-        inputs=[TensorInfo("frames", ("frames", 48, 48, 3), "uint8")],
-        outputs=[TensorInfo("embeddings", ("frames", 3, 64), "float32")],
+        inputs=[TensorEntry("frames", ("frames", 48, 48, 3), "uint8")],
+        outputs=[TensorEntry("embeddings", ("frames", 3, 64), "float32")],
         example=[torch.zeros(2, 48, 48, 3, dtype=torch.uint8)],
         opset=18,
     )
@@ -158,7 +160,7 @@ def test_int8_tensorrt_variant_is_signed_and_symmetric(tiny_bundle: Path) -> Non
     visual = bundle.graphs["visual"]
     trt_file = visual.file("int8", tensorrt=True)
     assert trt_file != visual.file("int8") and trt_file.name == "visual.int8-trt.onnx"
-    assert bundle.precisions == ["fp32", "fp16", "int8"]  # int8_trt is a form of int8, not a precision
+    assert bundle.precisions == ("fp32", "fp16", "int8")  # int8_trt is a form of int8, not a precision
     model = onnx.load(str(trt_file))
     initializers = {i.name: i for i in model.graph.initializer}
     zero_points = [

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import numpy as np
 import pytest
 
-from edgeaff.runtime.pipeline.plan import model_name, plan_models
+from edgeaff.runtime import Dimension, ModelKind
+from edgeaff.runtime.pipeline.plan import plan_models
 from edgeaff.runtime.pipeline.timing import StageTimer, format_summary
 
 
@@ -42,11 +46,14 @@ def test_stage_timer_memory_is_bounded_on_endless_streams(monkeypatch: pytest.Mo
     assert entry["p90_ms"] == pytest.approx(np.percentile(values, 90), abs=3.0)
 
 
-MODELS = [
-    {"fold": 0, "dimension": "valence", "kind": "multimodal"},
-    {"fold": 1, "dimension": "valence", "kind": "multimodal"},
-    {"fold": 0, "dimension": "valence", "kind": "unimodal"},
-    {"fold": 3, "dimension": "arousal", "kind": "multimodal"},
+MODELS: list[Any] = [
+    SimpleNamespace(fold=fold, dimension=Dimension(dimension), kind=ModelKind(kind))
+    for fold, dimension, kind in [
+        (0, "valence", "multimodal"),
+        (1, "valence", "multimodal"),
+        (0, "valence", "unimodal"),
+        (3, "arousal", "multimodal"),
+    ]
 ]
 
 
@@ -58,4 +65,3 @@ def test_one_kind_per_dimension_by_audio() -> None:
     assert without["valence"].kind == "unimodal" and without["valence"].indices == (2,)
     assert without["arousal"].kind == "multimodal" and without["arousal"].zero_audio  # training's padding
     assert [p.dimension for p in plan_models(MODELS[3:], audio=True)] == ["arousal"]
-    assert model_name(MODELS[3]) == "fold3_arousal_multimodal"

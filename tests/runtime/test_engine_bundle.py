@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from engine_helpers import ENV, FakeBuilder, load
+from onnx_bundle import build_bundle
 
 from edgeaff.runtime.artifacts.bundle import load_bundle
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.engines.bundle import (
     build_engines,
     bundle_engine_requests,
@@ -22,43 +21,23 @@ from edgeaff.runtime.engines.bundle import (
     parse_axis_range,
 )
 from edgeaff.runtime.engines.cache import EngineCache
-from edgeaff.runtime.engines.spec import Precision, ShapeRange
+from edgeaff.runtime.engines.spec import ShapeRange
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.spec import FeatureSpec
-
-GRAPHS: dict[str, tuple[list[dict[str, Any]], tuple[str, ...]]] = {
-    "visual": ([{"name": "frames", "shape": ["frames", 48, 48, 3], "dtype": "uint8"}], ("fp32", "fp16")),
-    "temporal": ([{"name": "embeddings", "shape": ["batch", "steps", 2, 512], "dtype": "float32"}], ("fp32",)),
-    "temporal_stream": (
-        [
-            {"name": "embeddings", "shape": ["batch", "steps", 2, 512], "dtype": "float32"},
-            {"name": "state", "shape": ["batch", 96], "dtype": "float32"},
-        ],
-        ("fp32",),
-    ),
-}
+from edgeaff.runtime.files import sha256_file
 
 
 def write_bundle(root: Path) -> Path:
-    """A minimal bundle the runtime's reader accepts; the graph files are placeholders (never parsed here)."""
-    root.mkdir()
-    graphs = {}
-    for role, (inputs, precisions) in GRAPHS.items():
-        variants = {}
-        for precision in precisions:
-            name = f"{role}.{precision}.onnx"
-            (root / name).write_bytes(f"{role} {precision}".encode())
-            variants[precision] = {"file": name, "sha256": hashlib.sha256(f"{role} {precision}".encode()).hexdigest()}
-        graphs[role] = {"inputs": inputs, "outputs": [], "variants": variants}
-    manifest = {
-        "format": "edgeaff-bundle",
-        "schema_version": 1,
-        "graphs": graphs,
-        "feature_spec": FeatureSpec().to_dict(),
-        "models": [{"index": 0}, {"index": 1}],
-    }
-    (root / "manifest.json").write_text(json.dumps(manifest))
-    return root
+    """Two unimodal models (E = 16, kernel 4: a 96-float stream state) with an FP16 visual graph only."""
+    built = build_bundle(
+        root.parent,
+        name=root.name,
+        models=2,
+        multimodal=False,
+        embedding_dim=16,
+        precisions=("fp32", "fp16"),
+        fp16_roles=["visual"],
+    )
+    return built.path
 
 
 def test_requests_follow_the_default_axis_ranges(tmp_path: Path) -> None:
@@ -67,12 +46,12 @@ def test_requests_follow_the_default_axis_ranges(tmp_path: Path) -> None:
     assert list(engines) == ["visual", "temporal", "temporal_stream"]
     visual = engines["visual"].request
     assert visual.shape_ranges == {"frames": ShapeRange((1, 48, 48, 3), (8, 48, 48, 3), (64, 48, 48, 3))}
-    assert visual.onnx_sha256 == hashlib.sha256(b"visual fp32").hexdigest()
+    assert visual.onnx_sha256 == sha256_file(bundle.root / "visual.onnx")
     assert engines["temporal"].request.shape_ranges["embeddings"] == ShapeRange(
-        (1, 1, 2, 512), (1, 300, 2, 512), (4, 300, 2, 512)
+        (1, 1, 2, 16), (1, 300, 2, 16), (4, 300, 2, 16)
     )
     stream = engines["temporal_stream"].request.shape_ranges
-    assert stream["embeddings"] == ShapeRange((1, 1, 2, 512), (1, 1, 2, 512), (4, 300, 2, 512))
+    assert stream["embeddings"] == ShapeRange((1, 1, 2, 16), (1, 1, 2, 16), (4, 300, 2, 16))
     assert stream["state"] == ShapeRange((1, 96), (1, 96), (4, 96))
     assert default_axis_ranges(150)["steps"] == (1, 150, 150)
 
@@ -83,7 +62,7 @@ def test_precision_variants_and_the_fp32_fallback_are_explicit(tmp_path: Path) -
     assert engines["visual"].request.precision is Precision.FP16 and engines["visual"].note is None
     assert engines["visual"].request.onnx_path.name == "visual.fp16.onnx"
     temporal = engines["temporal"]
-    assert temporal.request.precision is Precision.FP32 and temporal.request.onnx_path.name == "temporal.fp32.onnx"
+    assert temporal.request.precision is Precision.FP32 and temporal.request.onnx_path.name == "temporal.onnx"
     assert "no fp16 variant of 'temporal'" in str(temporal.note)
 
 
@@ -113,12 +92,12 @@ def test_build_engines_builds_once_then_reuses(tmp_path: Path) -> None:
     lines: list[str] = []
     first = build_engines(engines, cache=cache, builder=builder, check=load, echo=lines.append)
     assert [o.built for o in first] == [True, True, True]
-    assert builder.builds == ["visual.fp16.fp16", "temporal.fp32.fp32", "temporal_stream.fp32.fp32"]
-    note = "[2/3] temporal (fp32, temporal.fp32.onnx): note: the bundle has no fp16 variant"
+    assert builder.builds == ["visual.fp16.fp16", "temporal.fp32", "temporal_stream.fp32"]
+    note = "[2/3] temporal (fp32, temporal.onnx): note: the bundle has no fp16 variant"
     assert any(line.startswith(note) for line in lines)
     second = build_engines(engines, cache=cache, builder=builder, check=load, echo=lines.append)
     assert [o.built for o in second] == [False, False, False] and len(builder.builds) == 3
-    assert lines[-1].startswith("[3/3] temporal_stream (fp32, temporal_stream.fp32.onnx): cached engine is valid -> ")
+    assert lines[-1].startswith("[3/3] temporal_stream (fp32, temporal_stream.onnx): cached engine is valid -> ")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -134,10 +113,11 @@ def test_build_engines_command_checks_input_then_names_what_is_missing(tmp_path:
     assert both.returncode == 2 and "choose one of --fp16 and --int8" in both.stderr
     bad_shape = run_cli("build-engines", str(bundle), "--shape", "frames=0:1")
     assert bad_shape.returncode == 2 and "MIN:OPT:MAX" in bad_shape.stderr
-    (bundle / "visual.fp32.onnx").write_bytes(b"tampered")
+    original = (bundle / "visual.onnx").read_bytes()
+    (bundle / "visual.onnx").write_bytes(b"tampered")
     tampered = run_cli("build-engines", str(bundle))
     assert tampered.returncode == 2 and "does not match its sha256" in tampered.stderr
-    (bundle / "visual.fp32.onnx").write_bytes(b"visual fp32")
+    (bundle / "visual.onnx").write_bytes(original)
     missing = run_cli("build-engines", str(bundle), "--cache", str(tmp_path / "cache"))
     assert missing.returncode == 3 and "JetPack" in missing.stderr and "Traceback" not in missing.stderr
 

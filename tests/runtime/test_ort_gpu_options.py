@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.backends.ort import OrtRunner, gpu_provider_options
-from edgeaff.runtime.engines.spec import Precision, ShapeRange
+from edgeaff.runtime.engines.spec import ShapeRange
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 
 ort = pytest.importorskip("onnxruntime")

@@ -1,14 +1,16 @@
 """Read and validate an exported bundle (``design.md`` §3): ``manifest.json`` plus the ONNX graphs it lists.
 
-:func:`load_bundle` refuses, each with a one-line message: a missing or unreadable manifest, a different format or
-an unknown schema version, a graph path that leaves the bundle (absolute, ``..``, or a symlink pointing outside),
-a missing graph file, and a file whose sha256 differs from the manifest's.
+The manifest is read through its typed schema (:mod:`edgeaff.runtime.artifacts.manifest`); :func:`load_bundle`
+refuses, each with a one-line message: a missing or unreadable manifest, a different format or an unknown schema
+version, a manifest the schema refuses (the message names the key), a graph path that leaves the bundle
+(absolute, ``..``, or a symlink pointing outside), a missing graph file, and a file whose sha256 differs from the
+manifest's.
 
-Graph roles (``manifest["graphs"]``): ``visual`` (uint8 face crops → per-model embeddings), ``vggish`` (log-mel
-examples → raw 128-D features; multimodal bundles), ``temporal`` (a window of embeddings [+ raw audio] → per-model
-predictions), ``temporal_stream`` (the same per chunk with explicit state), optionally ``face_detector``. Each
-graph has ``variants`` keyed by precision (``fp32`` always; ``fp16``, ``int8`` when exported); a precision
-without its own file for a graph uses that graph's ``fp32`` file.
+Graph roles: ``visual`` (uint8 face crops → per-model embeddings), ``vggish`` (log-mel examples → raw 128-D
+features; multimodal bundles), ``temporal`` (a window of embeddings [+ raw audio] → per-model predictions),
+``temporal_stream`` (the same per chunk with explicit state), optionally ``face_detector``. Each graph has
+``variants`` keyed by precision (``fp32`` always; ``fp16``, ``int8`` when exported); a precision without its own
+file for a graph uses that graph's ``fp32`` file.
 """
 
 from __future__ import annotations
@@ -17,22 +19,25 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.manifest import (
+    BUNDLE_FORMAT,
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA_VERSION,
+    READABLE_SCHEMA_VERSIONS,
+    TENSORRT_INT8,
+    Dimension,
+    GraphEntry,
+    Manifest,
+    ModelEntry,
+    Precision,
+    StreamingEntry,
+)
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import sha256_file
 from edgeaff.runtime.spec import FeatureSpec
-
-BUNDLE_FORMAT = "edgeaff-bundle"
-BUNDLE_SCHEMA_VERSION = 1
-MANIFEST_NAME = "manifest.json"
-PRECISIONS = ("fp32", "fp16", "int8")
-# The INT8 graph in TensorRT's form (signed symmetric Q/DQ); ``int8`` holds ONNX Runtime's U8S8 form.
-TENSORRT_INT8 = "int8_trt"
-VARIANT_KEYS = (*PRECISIONS, TENSORRT_INT8)
-GRAPH_ROLES = ("visual", "vggish", "temporal", "temporal_stream", "face_detector")
 
 
 class BundleError(InvalidInputError):
@@ -66,49 +71,80 @@ class Graph:
     outputs: tuple[GraphTensor, ...]
     variants: Mapping[str, GraphVariant]
 
-    def file(self, precision: str = "fp32", *, tensorrt: bool = False) -> Path:
+    def file(self, precision: Precision | str = Precision.FP32, *, tensorrt: bool = False) -> Path:
         """Path of the graph at ``precision``; the FP32 file when this graph has no such variant.
 
         Raises:
-            BundleError: an unknown precision.
+            InvalidInputError: an unknown precision.
         """
-        if precision not in PRECISIONS:
-            raise BundleError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
         return self.variant(precision, tensorrt=tensorrt).path
 
-    def variant(self, precision: str = "fp32", *, tensorrt: bool = False) -> GraphVariant:
+    def variant(self, precision: Precision | str = Precision.FP32, *, tensorrt: bool = False) -> GraphVariant:
         """The variant used at ``precision``: TensorRT's INT8 form when ``tensorrt`` and present, else the
-        ``precision`` file, else FP32."""
-        if precision not in PRECISIONS:
-            raise BundleError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISIONS)}")
-        if tensorrt and precision == "int8" and TENSORRT_INT8 in self.variants:
+        ``precision`` file, else FP32.
+
+        Raises:
+            InvalidInputError: an unknown precision.
+        """
+        wanted = Precision.parse(precision)
+        if tensorrt and wanted is Precision.INT8 and TENSORRT_INT8 in self.variants:
             return self.variants[TENSORRT_INT8]
-        return self.variants.get(precision) or self.variants["fp32"]
+        return self.variants.get(wanted.value) or self.variants[Precision.FP32.value]
 
 
 @dataclasses.dataclass(frozen=True)
 class Bundle:
-    """A validated bundle."""
+    """A validated bundle: its directory, typed manifest and graph files."""
 
     root: Path
-    manifest: Mapping[str, Any]
-    feature_spec: FeatureSpec
+    manifest: Manifest
     graphs: Mapping[str, Graph]
 
     @property
-    def models(self) -> list[dict[str, Any]]:
-        """The models in output order (index m of every ``(…, M)`` output)."""
-        return list(self.manifest["models"])
+    def feature_spec(self) -> FeatureSpec:
+        """How the inputs are computed (the checkpoints' feature spec)."""
+        return self.manifest.feature_spec
 
     @property
-    def precisions(self) -> list[str]:
+    def models(self) -> tuple[ModelEntry, ...]:
+        """The models in output order (index m of every ``(…, M)`` output)."""
+        return self.manifest.models
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The dimensions the bundle predicts, in ``valence, arousal`` order."""
+        present = {m.dimension for m in self.models}
+        return tuple(d for d in Dimension if d in present)
+
+    @property
+    def precisions(self) -> tuple[Precision, ...]:
         """Precisions exported (``fp32`` first)."""
-        return list(self.manifest["precisions"])
+        return self.manifest.precisions
 
     @property
     def multimodal(self) -> bool:
         """Whether the temporal graphs take VGGish and MFCC inputs."""
         return "vggish" in self.graphs
+
+    @property
+    def embedding_dim(self) -> int:
+        """E, the width of each model's per-frame visual embedding."""
+        return self.manifest.visual.embedding_dim
+
+    @property
+    def shared_trunk(self) -> bool:
+        """Whether one visual trunk serves every model."""
+        return self.manifest.visual.shared_trunk
+
+    @property
+    def streaming(self) -> StreamingEntry:
+        """The streaming graph's state: names, size, layout."""
+        return self.manifest.streaming
+
+    @property
+    def face_detector(self) -> GraphEntry | None:
+        """The face detector's manifest entry (``detector_spec`` holds its decoding constants), or ``None``."""
+        return self.manifest.graphs.face_detector
 
 
 def _fail(root: Path, message: str) -> BundleError:
@@ -133,31 +169,49 @@ def _resolve_inside(root: Path, relative: object) -> Path:
     return candidate
 
 
-def _tensors(root: Path, graph: str, entries: object) -> tuple[GraphTensor, ...]:
-    if not isinstance(entries, list):
-        raise _fail(root, f"graph '{graph}' has no tensor list")
-    try:
-        return tuple(GraphTensor(str(e["name"]), tuple(e["shape"]), np.dtype(e["dtype"])) for e in entries)
-    except (KeyError, TypeError) as exc:
-        raise _fail(root, f"graph '{graph}' has a malformed tensor entry ({exc})") from None
-
-
-def _graph(root: Path, role: str, entry: object, *, verify: bool) -> Graph:
-    if not isinstance(entry, dict) or not isinstance(entry.get("variants"), dict):
-        raise _fail(root, f"graph '{role}' has no variants")
+def _graph(root: Path, role: str, entry: GraphEntry, *, verify: bool) -> Graph:
     variants = {}
-    for precision, info in entry["variants"].items():
-        if precision not in VARIANT_KEYS:
-            raise _fail(root, f"graph '{role}' has an unknown precision '{precision}'")
-        if not isinstance(info, dict) or not isinstance(info.get("sha256"), str):
-            raise _fail(root, f"graph '{role}' ({precision}) has no sha256")
-        path = _resolve_inside(root, info.get("file"))
-        if verify and sha256_file(path) != info["sha256"]:
-            raise _fail(root, f"{info['file']} does not match its sha256 in the manifest (modified or corrupted)")
-        variants[precision] = GraphVariant(precision, path, info["sha256"])
-    if "fp32" not in variants:
-        raise _fail(root, f"graph '{role}' has no fp32 variant")
-    return Graph(role, _tensors(root, role, entry.get("inputs")), _tensors(root, role, entry.get("outputs")), variants)
+    for key, info in entry.variants.items():
+        path = _resolve_inside(root, info.file)
+        if verify and sha256_file(path) != info.sha256:
+            raise _fail(root, f"{info.file} does not match its sha256 in the manifest (modified or corrupted)")
+        variants[key] = GraphVariant(key, path, info.sha256)
+    tensors = [
+        tuple(GraphTensor(t.name, t.shape, np.dtype(t.dtype)) for t in group) for group in (entry.inputs, entry.outputs)
+    ]
+    return Graph(role, tensors[0], tensors[1], variants)
+
+
+def read_manifest(root: Path) -> Manifest:
+    """Parse and validate ``root/manifest.json`` (no graph file is opened).
+
+    Raises:
+        BundleError: with a one-line reason.
+    """
+    manifest_path = root / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise BundleError(f"{root} is not a complete bundle (no {MANIFEST_NAME}); re-run 'edgeaff export'")
+    try:
+        document = json.loads(manifest_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _fail(root, f"cannot read {MANIFEST_NAME} ({exc})") from None
+    if not isinstance(document, dict) or document.get("format") != BUNDLE_FORMAT:
+        raise _fail(root, f"{MANIFEST_NAME} is not an edgeaff bundle manifest")
+    version = document.get("schema_version")
+    if version not in READABLE_SCHEMA_VERSIONS:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > MANIFEST_SCHEMA_VERSION
+        raise _fail(
+            root,
+            f"manifest schema version {version!r} is not supported by this edgeaff (it reads "
+            f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}); "
+            + ("upgrade edgeaff or re-export the bundle with this one" if newer else "re-export the bundle"),
+        )
+    try:
+        return Manifest.from_dict(document)
+    except InvalidInputError as exc:
+        raise _fail(
+            root, f"{MANIFEST_NAME} does not match the schema of version {version}: {exc}; re-export the bundle"
+        ) from None
 
 
 def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
@@ -173,41 +227,12 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     Example:
         >>> bundle = load_bundle("bundle")  # doctest: +SKIP
         >>> bundle.graphs["visual"].file("int8")  # doctest: +SKIP
+        >>> [(m.fold, m.dimension, m.kind) for m in bundle.models]  # doctest: +SKIP
     """
     root = Path(path)
-    manifest_path = root / MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise BundleError(f"{root} is not a complete bundle (no {MANIFEST_NAME}); re-run 'edgeaff export'")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _fail(root, f"cannot read {MANIFEST_NAME} ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
-        raise _fail(root, f"{MANIFEST_NAME} is not an edgeaff bundle manifest")
-    version = manifest.get("schema_version")
-    if version != BUNDLE_SCHEMA_VERSION:
-        raise _fail(
-            root,
-            f"manifest schema version {version!r} is not supported by this edgeaff (supports "
-            f"{BUNDLE_SCHEMA_VERSION}); use a matching edgeaff or re-export",
-        )
-    graphs_entry = manifest.get("graphs")
-    if not isinstance(graphs_entry, dict) or not graphs_entry:
-        raise _fail(root, "the manifest lists no graphs")
-    unknown = sorted(set(graphs_entry) - set(GRAPH_ROLES))
-    if unknown:
-        raise _fail(root, f"unknown graph roles {unknown}; known roles are {list(GRAPH_ROLES)}")
-    for required in ("visual", "temporal", "temporal_stream"):
-        if required not in graphs_entry:
-            raise _fail(root, f"the manifest has no '{required}' graph")
-    graphs = {role: _graph(root, role, entry, verify=verify_hashes) for role, entry in graphs_entry.items()}
-    try:
-        feature_spec = FeatureSpec.from_dict(manifest["feature_spec"])
-    except KeyError:
-        raise _fail(root, "the manifest has no feature_spec") from None
-    if not isinstance(manifest.get("models"), list) or not manifest["models"]:
-        raise _fail(root, "the manifest lists no models")
-    return Bundle(root=root, manifest=manifest, feature_spec=feature_spec, graphs=graphs)
+    manifest = read_manifest(root)
+    graphs = {role: _graph(root, role, entry, verify=verify_hashes) for role, entry in manifest.graphs.items()}
+    return Bundle(root=root, manifest=manifest, graphs=graphs)
 
 
 def zero_stream_state(bundle: Bundle, *, batch: int = 1) -> np.ndarray:
@@ -218,5 +243,4 @@ def zero_stream_state(bundle: Bundle, *, batch: int = 1) -> np.ndarray:
     """
     if batch < 1:
         raise InvalidInputError(f"batch must be at least 1, got {batch}")
-    size = int(bundle.manifest["streaming"]["state_size"])
-    return np.zeros((batch, size), dtype=np.float32)
+    return np.zeros((batch, bundle.streaming.state_size), dtype=np.float32)

@@ -8,10 +8,11 @@
     PREPARED_DIR/<trial>/frame.npy   (N, 48, 48, 3) uint8 RGB face crops (black where no face image exists)
     PREPARED_DIR/<trial>/mfcc.npy    (N, 39) float32, raw (not normalised)
     PREPARED_DIR/<trial>/vggish.npy  (N, 128) float32, raw VGGish embeddings
-    PREPARED_DIR/<trial>/label.npy   (N, 2) float32 [valence, arousal] (absent for unlabelled data)
+    PREPARED_DIR/<trial>/label.npy   (N, 2) float32 [valence, arousal] (:data:`LABEL_COLUMNS`; absent if unlabelled)
     PREPARED_DIR/<trial>/trial.json  the trial's entry, written last (a trial directory appears atomically)
 
-Arrays are opened memory-mapped, so nothing here loads a whole dataset into RAM.
+Arrays are opened memory-mapped, so nothing here loads a whole dataset into RAM. This is the one reader of the
+layout: training, export (calibration, accuracy) and ``edgeaff infer --prepared`` all read through it.
 """
 
 from __future__ import annotations
@@ -23,12 +24,26 @@ from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.manifest import Dimension
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.spec import FeatureSpec
 
 DATASET_FORMAT = "edgeaff-prepared-dataset"
 DATASET_SCHEMA_VERSION = 1
 FEATURE_FILES = ("frame", "mfcc", "vggish")
+TRAIN_PARTITION = "Train_Set"
+VALIDATION_PARTITION = "Validation_Set"
+# The columns of label.npy.
+LABEL_COLUMNS = (Dimension.VALENCE, Dimension.AROUSAL)
+
+
+def label_column(dimension: Dimension | str) -> int:
+    """The column of ``label.npy`` that holds ``dimension``.
+
+    Raises:
+        InvalidInputError: an unknown dimension.
+    """
+    return LABEL_COLUMNS.index(Dimension.parse(dimension))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +105,7 @@ def load_trial_arrays(trial_dir: str | Path, *, spec: FeatureSpec | None = None,
         ("vggish.npy", vggish, (n, spec.vggish.embedding_dim), np.float32),
     ]
     if label is not None:
-        expectations.append(("label.npy", label, (n, 2), np.float32))
+        expectations.append(("label.npy", label, (n, len(LABEL_COLUMNS)), np.float32))
     for name, array, shape, dtype in expectations:
         if array.shape != shape or array.dtype != dtype:
             raise InvalidInputError(

@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 MFCC_STEP_S = 0.01  # the reference's literal, used in its arithmetic
 LOGMEL_RATE_HZ = 1.0 / 0.01  # vggish_input.py: features_sample_rate = 1.0 / STFT_HOP_LENGTH_SECONDS
@@ -72,7 +73,9 @@ def mfcc_rows_for_fps(frame_indices: np.ndarray, fps: float, n_rows: int) -> np.
     return np.minimum(np.asarray(rows, dtype=np.int64), n_rows - 1)
 
 
-def vggish_example_count(n_logmel_rows: int, fps: float, *, example_frames: int = 96) -> int:
+def vggish_example_count(
+    n_logmel_rows: int, fps: float, *, example_frames: int = DEFAULT_FEATURE_SPEC.vggish.example_frames
+) -> int:
     """Examples the reference's ``my_frame`` makes: ``1 + floor((T − 96) / (100 / fps))`` (0 if T < 96)."""
     fps = _check_fps(fps)
     if n_logmel_rows < example_frames:
@@ -82,7 +85,11 @@ def vggish_example_count(n_logmel_rows: int, fps: float, *, example_frames: int 
 
 
 def vggish_starts_for_fps(
-    frame_indices: np.ndarray, fps: float, n_logmel_rows: int, *, example_frames: int = 96
+    frame_indices: np.ndarray,
+    fps: float,
+    n_logmel_rows: int,
+    *,
+    example_frames: int = DEFAULT_FEATURE_SPEC.vggish.example_frames,
 ) -> np.ndarray:
     """First log-mel row of each frame's VGGish example, exactly as the reference (example i, clamped to the last).
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import enum
 import os
 from collections.abc import Mapping
 from types import TracebackType
 
 import numpy as np
 
+from edgeaff.runtime.choices import Choice
 from edgeaff.runtime.errors import InvalidInputError
 
 
-class Backend(str, enum.Enum):
+class Backend(Choice):
     """What runs a bundle's graphs (``--backend``).
 
     ``ort-cpu``: ONNX Runtime on the CPU. ``ort-cuda``: ONNX Runtime's CUDA execution provider. ``ort-trt``: ONNX
@@ -35,17 +35,6 @@ class Backend(str, enum.Enum):
     def tensorrt(self) -> bool:
         """Whether TensorRT builds the engines (its INT8 graph form, its engine profiles)."""
         return self in (Backend.ORT_TRT, Backend.TRT)
-
-    @classmethod
-    def parse(cls, value: str | Backend) -> Backend:
-        """The backend named ``value``; raises :class:`InvalidInputError` listing the choices."""
-        if isinstance(value, Backend):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            raise InvalidInputError(f"unknown backend '{value}'; choose one of {choices}") from None
 
 
 @dataclasses.dataclass(frozen=True)

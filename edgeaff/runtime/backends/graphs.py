@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.artifacts.bundle import PRECISIONS, Bundle
+from edgeaff.runtime.artifacts.bundle import Bundle
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.backends.base import MAX_CUDA_DEVICE, Backend, Runner, check_threads
 from edgeaff.runtime.errors import InvalidInputError
 
@@ -34,7 +35,8 @@ class BackendOptions:
 
     Attributes:
         backend: a :class:`Backend` (or its name).
-        precision: ``fp32``, ``fp16`` or ``int8``; must be one the bundle provides.
+        precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`Precision` or its name; stored as a
+            :class:`Precision`); must be one the bundle provides.
         threads: ONNX Runtime intra-op threads per graph, 1..the cores present (``None``: ONNX Runtime's default).
         engine_cache: TensorRT engine cache directory (``None``: ``$EDGEAFF_CACHE_DIR/engines``).
         shapes: dynamic-axis ranges overriding the defaults, as given to ``edgeaff build-engines --shape``.
@@ -42,7 +44,7 @@ class BackendOptions:
     """
 
     backend: Backend = Backend.ORT_CPU
-    precision: str = "fp32"
+    precision: Precision = Precision.FP32
     threads: int | None = None
     engine_cache: Path | None = None
     shapes: Mapping[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
@@ -50,8 +52,7 @@ class BackendOptions:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", Backend.parse(self.backend))
-        if self.precision not in PRECISIONS:
-            raise InvalidInputError(f"unknown precision '{self.precision}'; choose one of {', '.join(PRECISIONS)}")
+        object.__setattr__(self, "precision", Precision.parse(self.precision))
         check_threads(self.threads)
         if isinstance(self.device, bool) or not 0 <= self.device <= MAX_CUDA_DEVICE:
             raise InvalidInputError(f"the CUDA device ordinal must be 0..{MAX_CUDA_DEVICE}, got {self.device}")

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.backends.base import Runner, TensorSpec
 from edgeaff.runtime.engines.paths import engine_cache_dir
-from edgeaff.runtime.engines.spec import Precision, ShapeRange
+from edgeaff.runtime.engines.spec import ShapeRange
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, require
 from edgeaff.runtime.files import sha256_file
 

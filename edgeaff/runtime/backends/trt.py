@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.backends.base import Runner, TensorSpec
 from edgeaff.runtime.engines.cache import CachedEngine, EngineCache
 from edgeaff.runtime.engines.cuda import CudaDevice, import_cuda_driver, import_tensorrt, numpy_dtype
-from edgeaff.runtime.engines.spec import BuildOptions, EngineRequest, Precision, ShapeRange, check_in_profile
+from edgeaff.runtime.engines.spec import BuildOptions, EngineRequest, ShapeRange, check_in_profile
 from edgeaff.runtime.errors import EdgeaffError
 
 

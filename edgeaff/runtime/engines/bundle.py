@@ -27,9 +27,10 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from edgeaff.runtime.artifacts.bundle import TENSORRT_INT8, Bundle, GraphTensor
+from edgeaff.runtime.artifacts.bundle import Bundle, GraphTensor
+from edgeaff.runtime.artifacts.manifest import TENSORRT_INT8, Precision
 from edgeaff.runtime.engines.cache import EngineBuilder, EngineCache
-from edgeaff.runtime.engines.spec import BuildOptions, EngineRequest, Precision, ShapeRange
+from edgeaff.runtime.engines.spec import BuildOptions, EngineRequest, ShapeRange
 from edgeaff.runtime.errors import InvalidInputError
 
 log = logging.getLogger("edgeaff.engines")

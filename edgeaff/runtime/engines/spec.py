@@ -11,12 +11,12 @@ was built with, so a shape outside it is a clear error instead of a silent rebui
 from __future__ import annotations
 
 import dataclasses
-import enum
 import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgeaff.runtime.artifacts.manifest import Precision
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 
 Shape = tuple[int, ...]
@@ -29,30 +29,6 @@ class EngineBuildError(EdgeaffError):
 
 class EngineLoadError(EdgeaffError):
     """A serialized engine could not be deserialised (built by another TensorRT version, truncated, corrupt)."""
-
-
-class Precision(str, enum.Enum):
-    """Precision asked of an engine build.
-
-    ``fp32`` is true FP32 (TF32 off unless :attr:`BuildOptions.allow_tf32`); ``fp16`` lets TensorRT use FP16
-    kernels (TensorRT 10) or builds an FP16 graph as typed (TensorRT 11); ``int8`` builds an explicitly quantised
-    (Q/DQ) graph. Implicit INT8 calibration is not supported.
-    """
-
-    FP32 = "fp32"
-    FP16 = "fp16"
-    INT8 = "int8"
-
-    @classmethod
-    def parse(cls, value: str | Precision) -> Precision:
-        """The precision named ``value``; raises :class:`InvalidInputError` listing the choices otherwise."""
-        if isinstance(value, Precision):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(p.value for p in cls)
-            raise InvalidInputError(f"unknown precision '{value}'; choose one of {choices}") from None
 
 
 def _shape(value: ShapeLike, *, what: str) -> Shape:
@@ -187,7 +163,10 @@ class EngineRequest:
 
     Args:
         onnx_path: the ONNX graph.
-        precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`Precision` or its name).
+        precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`~edgeaff.runtime.artifacts.manifest.Precision` or its
+            name). ``fp32`` is true FP32 (TF32 off unless :attr:`BuildOptions.allow_tf32`); ``fp16`` lets TensorRT
+            use FP16 kernels (TensorRT 10) or builds an FP16 graph as typed (TensorRT 11); ``int8`` builds an
+            explicitly quantised (Q/DQ) graph. Implicit INT8 calibration is not supported.
         profiles: ``{input_name: (min, opt, max)}`` for the dynamic inputs (static inputs need none).
         options: builder options.
         onnx_sha256: the graph's sha256 when the caller already verified it (a bundle manifest); computed from

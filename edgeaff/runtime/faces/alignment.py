@@ -20,6 +20,7 @@ import numpy as np
 
 from edgeaff.runtime.errors import require
 from edgeaff.runtime.faces.image import resize_face
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 ALIGNED_SIZE = 112
 
@@ -117,6 +118,6 @@ def warp_aligned(frame_bgr: np.ndarray, matrix: np.ndarray, size: int = ALIGNED_
     return np.ascontiguousarray(aligned[:, :, ::-1])
 
 
-def model_crop(aligned_rgb: np.ndarray, size: int = 48) -> np.ndarray:
+def model_crop(aligned_rgb: np.ndarray, size: int = DEFAULT_FEATURE_SPEC.face.image_size) -> np.ndarray:
     """The 112×112 aligned face as the model's stored crop: Pillow bicubic to ``size``×``size`` (training's path)."""
     return resize_face(aligned_rgb, size)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 
 import numpy as np
 
-from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.choices import Choice
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,32 +92,19 @@ def weighted_nms(
     return clusters
 
 
-class FaceSelect(str, enum.Enum):
+class FaceSelect(Choice):
     """Which face is the subject when a frame has several (``--face-select``).
 
     ``largest``: the biggest box (default). ``center``: the box whose centre is nearest the frame centre.
     ``left`` / ``right``: the box whose centre has the smallest / largest x.
     """
 
+    __label__ = "face selection"
+
     LARGEST = "largest"
     CENTER = "center"
     LEFT = "left"
     RIGHT = "right"
-
-    @classmethod
-    def parse(cls, value: str | FaceSelect) -> FaceSelect:
-        """The policy named ``value``.
-
-        Raises:
-            InvalidInputError: an unknown name; the message lists the valid ones.
-        """
-        if isinstance(value, FaceSelect):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            raise InvalidInputError(f"unknown face selection '{value}'; choose one of {choices}") from None
 
 
 def select_subject(

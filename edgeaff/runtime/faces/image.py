@@ -13,14 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 
-def black_face(size: int = 48) -> np.ndarray:
+def black_face(size: int = DEFAULT_FEATURE_SPEC.face.image_size) -> np.ndarray:
     """The crop used where no face is available: all zeros (reference §4.2)."""
     return np.zeros((size, size, 3), dtype=np.uint8)
 
 
-def resize_face(rgb: np.ndarray, size: int = 48) -> np.ndarray:
+def resize_face(rgb: np.ndarray, size: int = DEFAULT_FEATURE_SPEC.face.image_size) -> np.ndarray:
     """Resize an RGB uint8 face image (H, W, 3) to (size, size, 3) with Pillow's bicubic filter.
 
     Raises:
@@ -36,7 +37,7 @@ def resize_face(rgb: np.ndarray, size: int = 48) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8).copy()
 
 
-def load_face_image(path: str | Path, size: int = 48) -> np.ndarray | None:
+def load_face_image(path: str | Path, size: int = DEFAULT_FEATURE_SPEC.face.image_size) -> np.ndarray | None:
     """Read an aligned face image file as RGB and resize it; ``None`` if the file does not exist.
 
     Raises:

@@ -10,7 +10,6 @@ training used for missing faces, flagged ``found=False``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -18,6 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from edgeaff.runtime.backends.base import Runner
+from edgeaff.runtime.choices import Choice
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces.alignment import (
     ALIGNMENT_KEYPOINTS,
@@ -29,6 +29,7 @@ from edgeaff.runtime.faces.alignment import (
 from edgeaff.runtime.faces.detection import FaceDetection, FaceSelect, match_subject, select_subject
 from edgeaff.runtime.faces.image import black_face
 from edgeaff.runtime.faces.tracking import KltTracker, TrackerOptions
+from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
 
 
 class FaceDetector(Protocol):
@@ -45,22 +46,13 @@ class FaceDetector(Protocol):
     ) -> list[FaceDetection]: ...
 
 
-class DetectorKind(str, enum.Enum):
+class DetectorKind(Choice):
     """Face detectors (``--face-detector``): ``dnn`` (BlazeFace, default) or ``haar`` (OpenCV cascade)."""
+
+    __label__ = "face detector"
 
     DNN = "dnn"
     HAAR = "haar"
-
-    @classmethod
-    def parse(cls, value: str | DetectorKind) -> DetectorKind:
-        """The detector named ``value``; raises :class:`InvalidInputError` listing the choices."""
-        if isinstance(value, DetectorKind):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            raise InvalidInputError(f"unknown face detector '{value}'; choose one of {choices}") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +81,7 @@ class FaceStageOptions:
     region_scale: float = 2.0
     region_min_score: float = 0.75
     same_subject_iou: float = 0.3
-    crop_size: int = 48
+    crop_size: int = DEFAULT_FEATURE_SPEC.face.image_size
     tracker: TrackerOptions = dataclasses.field(default_factory=TrackerOptions)
 
     def __post_init__(self) -> None:

@@ -19,33 +19,23 @@ by default, or early (each fold before centering).
 
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 
+from edgeaff.runtime.choices import Choice
 from edgeaff.runtime.errors import InvalidInputError
 
 _REFERENCE_EPSILON = 1e-100
 
 
-class Clip(str, enum.Enum):
+class Clip(Choice):
     """Where predictions are clipped to [-1, 1] (``--clip``): after ensembling (``late``, the released script's
     choice), each model before ensembling (``early``), or not at all (``none``)."""
+
+    __label__ = "clipping"
 
     LATE = "late"
     EARLY = "early"
     NONE = "none"
-
-    @classmethod
-    def parse(cls, value: str | Clip) -> Clip:
-        """The clipping named ``value``; raises :class:`InvalidInputError` listing the choices."""
-        if isinstance(value, Clip):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            raise InvalidInputError(f"unknown clipping '{value}'; choose one of {choices}") from None
 
 
 def _check(predictions: np.ndarray) -> np.ndarray:

@@ -77,10 +77,10 @@ class GraphSet:
         from edgeaff.runtime.faces.detector_spec import FaceDetectorSpec
         from edgeaff.runtime.faces.dnn_detector import DnnFaceDetector
 
-        entry = self.bundle.manifest["graphs"]["face_detector"]
-        if isinstance(entry.get("detector_spec"), dict):
-            spec = FaceDetectorSpec.from_dict(entry["detector_spec"])
-        else:
+        entry = self.bundle.face_detector
+        if entry is not None and entry.detector_spec is not None:
+            spec = FaceDetectorSpec.from_dict(entry.detector_spec)
+        else:  # a schema-1 bundle: the spec is the .json beside the graph
             spec = FaceDetectorSpec.load(self.bundle.graphs["face_detector"].file().with_suffix(".json"))
         threads = options.backend.threads or 1
         runner, choice = graph_runner(self.bundle, "face_detector", options.backend, threads=threads)

@@ -8,10 +8,10 @@ and every number has a checked range, so a bad option fails before any graph is 
 from __future__ import annotations
 
 import dataclasses
-import enum
 from pathlib import Path
 
 from edgeaff.runtime.backends.graphs import BackendOptions
+from edgeaff.runtime.choices import Choice
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import DetectorKind, FaceSelect
 from edgeaff.runtime.pipeline.ensemble import Clip
@@ -21,7 +21,7 @@ OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
 MAX_DETECT_EVERY = 10_000
 
 
-class Mode(str, enum.Enum):
+class Mode(Choice):
     """How predictions are made.
 
     ``offline``: the reference's 300-frame windows (hop 200), overlapping predictions averaged, the folds merged by
@@ -32,17 +32,6 @@ class Mode(str, enum.Enum):
 
     OFFLINE = "offline"
     STREAM = "stream"
-
-    @classmethod
-    def parse(cls, value: str | Mode) -> Mode:
-        """The mode named ``value``; raises :class:`InvalidInputError` listing the choices."""
-        if isinstance(value, Mode):
-            return value
-        try:
-            return cls(str(value).lower())
-        except ValueError:
-            choices = ", ".join(member.value for member in cls)
-            raise InvalidInputError(f"unknown mode '{value}'; choose one of {choices}") from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -205,9 +205,7 @@ class Pipeline:
     @property
     def model_names(self) -> tuple[str, ...]:
         """Names of the bundle's models (``fold<k>_<dimension>_<kind>``), in manifest order."""
-        from edgeaff.runtime.pipeline.plan import model_name
-
-        return tuple(model_name(m) for m in self.bundle.models)
+        return tuple(m.name for m in self.bundle.models)
 
 
 def pipeline_options(**settings: Any) -> PipelineOptions:

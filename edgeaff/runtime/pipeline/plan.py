@@ -12,12 +12,10 @@ used, all of its folds are ensembled:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from edgeaff.runtime.errors import InvalidInputError
-
-DIMENSIONS = ("valence", "arousal")
+from edgeaff.runtime.artifacts.manifest import Dimension, ModelEntry, ModelKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,45 +30,33 @@ class DimensionPlan:
         zero_audio: multimodal models run with zero audio (the source has none).
     """
 
-    dimension: str
-    kind: str
+    dimension: Dimension
+    kind: ModelKind
     indices: tuple[int, ...]
     folds: tuple[int | None, ...]
     zero_audio: bool
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the summary."""
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "dimension": self.dimension.value, "kind": self.kind.value}
 
 
-def model_name(model: Mapping[str, Any]) -> str:
-    """Column name of a manifest model: ``fold<k>_<dimension>_<kind>`` (``fold-`` without a fold)."""
-    fold = model.get("fold")
-    return f"fold{'-' if fold is None else fold}_{model['dimension']}_{model['kind']}"
-
-
-def plan_models(models: Sequence[Mapping[str, Any]], *, audio: bool) -> tuple[DimensionPlan, ...]:
-    """One :class:`DimensionPlan` per dimension the bundle has, in ``valence, arousal`` order.
-
-    Raises:
-        InvalidInputError: a model of an unknown dimension or kind.
-    """
-    by_dimension: dict[str, dict[str, list[int]]] = {}
+def plan_models(models: Sequence[ModelEntry], *, audio: bool) -> tuple[DimensionPlan, ...]:
+    """One :class:`DimensionPlan` per dimension the bundle has, in ``valence, arousal`` order (the manifest schema
+    has already refused unknown dimensions and kinds)."""
+    by_dimension: dict[Dimension, dict[ModelKind, list[int]]] = {}
     for index, model in enumerate(models):
-        dimension, kind = model.get("dimension"), model.get("kind")
-        if dimension not in DIMENSIONS or kind not in ("multimodal", "unimodal"):
-            raise InvalidInputError(f"bundle model {index} has an unknown dimension/kind: {dimension!r}/{kind!r}")
-        by_dimension.setdefault(str(dimension), {}).setdefault(str(kind), []).append(index)
+        by_dimension.setdefault(model.dimension, {}).setdefault(model.kind, []).append(index)
     plans = []
-    for dimension in DIMENSIONS:
+    preferred = (ModelKind.MULTIMODAL, ModelKind.UNIMODAL) if audio else (ModelKind.UNIMODAL, ModelKind.MULTIMODAL)
+    for dimension in Dimension:
         kinds = by_dimension.get(dimension)
         if not kinds:
             continue
-        preferred = ("multimodal", "unimodal") if audio else ("unimodal", "multimodal")
         kind = next(k for k in preferred if k in kinds)
         indices = tuple(kinds[kind])
-        folds = tuple(models[i].get("fold") for i in indices)
-        plans.append(DimensionPlan(dimension, kind, indices, folds, kind == "multimodal" and not audio))
+        folds = tuple(models[i].fold for i in indices)
+        plans.append(DimensionPlan(dimension, kind, indices, folds, kind is ModelKind.MULTIMODAL and not audio))
     return tuple(plans)
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from edgeaff.runtime.artifacts.bundle import Bundle
+from edgeaff.runtime.artifacts.manifest import ModelKind
 from edgeaff.runtime.audio.frame_audio import FrameAudio
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import FaceStage
@@ -31,7 +32,7 @@ from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
 from edgeaff.runtime.pipeline.features import AlignmentClock, FeatureStage, FrameState, ReadyFrame
 from edgeaff.runtime.pipeline.graphs import GraphSet
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
-from edgeaff.runtime.pipeline.plan import DimensionPlan, model_name, plan_models
+from edgeaff.runtime.pipeline.plan import DimensionPlan, plan_models
 from edgeaff.runtime.pipeline.prediction import Box, Prediction
 from edgeaff.runtime.pipeline.spool import ImageSpool
 from edgeaff.runtime.pipeline.temporal import GrowingArray, StreamingTemporal, WindowedTemporal
@@ -93,8 +94,8 @@ class FrameProcessor:
         self.timer, self.notes = timer, notes
         spec = bundle.feature_spec
         self.plans: tuple[DimensionPlan, ...] = plan_models(bundle.models, audio=info.has_audio)
-        self.dimensions = tuple(plan.dimension for plan in self.plans)
-        self.model_names = tuple(model_name(m) for m in bundle.models)
+        self.dimensions = tuple(plan.dimension.value for plan in self.plans)
+        self.model_names = tuple(m.name for m in bundle.models)
         self.aligned_faces = info.aligned_faces
         needs_audio = info.has_audio and bundle.multimodal and not info.precomputed_audio
         self.faces: FaceStage | None = None if self.aligned_faces else graphs.faces()
@@ -115,7 +116,7 @@ class FrameProcessor:
         self._log: GrowingArray | None = None
         self.spool: ImageSpool | None = None
         if mode is Mode.OFFLINE:
-            embedding = (len(bundle.models), int(bundle.manifest["visual"]["embedding_dim"]))
+            embedding = (len(bundle.models), bundle.embedding_dim)
             self.windows = WindowedTemporal(
                 graphs.runner("temporal"), window=spec.window.length, hop=spec.window.hop,
                 models=len(bundle.models), embedding_shape=embedding, timer=timer, spec=spec,
@@ -123,10 +124,12 @@ class FrameProcessor:
             self._log = GrowingArray(_LOG_COLUMNS)
         else:
             self.stream = StreamingTemporal(
-                graphs.runner("temporal_stream"), bundle.manifest["streaming"], max_chunk=spec.window.length,
+                graphs.runner("temporal_stream"), bundle.streaming, max_chunk=spec.window.length,
                 timer=timer, spec=spec,
             )  # fmt: skip
-            self._mergers = {p.dimension: CausalCccCentering(len(p.indices), clip=options.clip) for p in self.plans}
+            self._mergers = {
+                p.dimension.value: CausalCccCentering(len(p.indices), clip=options.clip) for p in self.plans
+            }
         self.features = FeatureStage(
             visual=graphs.runner("visual"),
             vggish=graphs.runner("vggish") if needs_audio else None,
@@ -262,7 +265,7 @@ class FrameProcessor:
         per_model = self.options.per_model
         for frame, row in zip(block, raw, strict=True):
             with self.timer.measure("ensemble"):
-                merged = [self._mergers[p.dimension].update(row[list(p.indices)]) for p in self.plans]
+                merged = [self._mergers[p.dimension.value].update(row[list(p.indices)]) for p in self.plans]
             values = dict(zip(self.dimensions, merged, strict=True))
             latency = (time.perf_counter() - frame.arrival) * 1000.0
             self.timer.add("latency", latency)
@@ -300,7 +303,7 @@ class FrameProcessor:
         """What runs instead when the source has no audio."""
         parts = []
         for plan in self.plans:
-            if plan.kind == "unimodal":
+            if plan.kind is ModelKind.UNIMODAL:
                 parts.append(f"{plan.dimension}: unimodal models")
             else:
                 parts.append(f"{plan.dimension}: multimodal models with zero audio (flagged audio=0)")

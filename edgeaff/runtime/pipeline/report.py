@@ -6,16 +6,14 @@ paths of the result files); an application gets it from :meth:`PipelineRun.repor
 
 from __future__ import annotations
 
-import contextlib
-import platform
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-import edgeaff
 from edgeaff.runtime.io.sources import SourceInfo
 from edgeaff.runtime.pipeline.processor import FrameProcessor
 from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime.versions import versions
 
 if TYPE_CHECKING:
     from edgeaff.runtime.pipeline.pipeline import Pipeline
@@ -97,10 +95,10 @@ def build_report(run: Reportable) -> dict[str, Any]:
         "bundle": {
             "path": str(bundle.root),
             "models": list(processor.model_names),
-            "precisions": bundle.precisions,
-            "shared_trunk": bundle.manifest.get("visual", {}).get("shared_trunk"),
+            "precisions": [p.value for p in bundle.precisions],
+            "shared_trunk": bundle.shared_trunk,
         },
-        "dimensions": {plan.dimension: plan.to_dict() for plan in processor.plans},
+        "dimensions": {plan.dimension.value: plan.to_dict() for plan in processor.plans},
         "face_detector": None
         if faces is None
         else {
@@ -135,17 +133,6 @@ def _alignment(processor: FrameProcessor) -> str | None:
     if processor.clock.constant:
         return f"frame index at {processor.clock.fps:g} fps (constant frame rate; the rows edgeaff prepare uses)"
     return "frame timestamps (variable frame rate or live source)"
-
-
-def versions() -> dict[str, str]:
-    """Versions of edgeaff and the libraries that ran."""
-    from importlib import metadata
-
-    found = {"edgeaff": edgeaff.__version__, "python": platform.python_version(), "numpy": np.__version__}
-    for package in ("onnxruntime", "onnxruntime-gpu", "av", "opencv-python-headless", "opencv-python", "tensorrt"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            found[package] = metadata.version(package)
-    return found
 
 
 def plain(value: Any) -> Any:

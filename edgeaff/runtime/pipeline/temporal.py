@@ -11,10 +11,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import numpy as np
 
+from edgeaff.runtime.artifacts.manifest import StreamingEntry
 from edgeaff.runtime.backends.base import Runner
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.pipeline.timing import StageTimer
@@ -152,7 +151,7 @@ class StreamingTemporal:
 
     Args:
         runner: an entered runner of the ``temporal_stream`` graph.
-        streaming: the manifest's ``streaming`` entry (state size and tensor names).
+        streaming: the bundle's streaming entry (state size and tensor names).
         max_chunk: most frames per call (the engine profile's maximum, the window length).
         timer: records the ``temporal`` stage.
     """
@@ -160,7 +159,7 @@ class StreamingTemporal:
     def __init__(
         self,
         runner: Runner,
-        streaming: Mapping[str, object],
+        streaming: StreamingEntry,
         *,
         max_chunk: int,
         timer: StageTimer,
@@ -168,12 +167,9 @@ class StreamingTemporal:
     ) -> None:
         self._runner = runner
         self._feed = TemporalFeed(runner, spec or FeatureSpec())
-        self._state_in = str(streaming.get("state_input", "state"))
-        self._state_out = str(streaming.get("state_output", "state_out"))
-        size = streaming.get("state_size")
-        if not isinstance(size, int) or size < 1:
-            raise InvalidInputError(f"the bundle's streaming state size is invalid ({size!r}); re-export the bundle")
-        self.state = np.zeros((1, size), dtype=np.float32)  # zeros: the windowed graph's zero history
+        self._state_in = streaming.state_input
+        self._state_out = streaming.state_output
+        self.state = np.zeros((1, streaming.state_size), dtype=np.float32)  # zeros: the windowed graph's zero history
         self.max_chunk = max_chunk
         self._timer = timer
 
