@@ -8,12 +8,13 @@ Layout: ``PREPARED_DIR/dataset.json`` with ``{"trials": {"<trial>": {"partition"
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import numpy as np
 
+from edgeaff.runtime.artifacts.prepared import check_trial_name
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.files import read_json
 
 TRAIN = "Train_Set"
 VALIDATION = "Validation_Set"
@@ -64,16 +65,13 @@ def load_prepared(directory: str | Path, *, image_size: int = 48) -> list[Trial]
     index = root / "dataset.json"
     if not index.is_file():
         raise InvalidInputError(f"{root} is not a prepared data directory (no dataset.json); run 'edgeaff prepare'")
-    try:
-        document = json.loads(index.read_text())
-        entries = document["trials"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise InvalidInputError(f"{index}: cannot read the trial list ({exc})") from None
+    document = read_json(index)
+    entries = document.get("trials") if isinstance(document, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise InvalidInputError(f"{index}: no trials listed")
     trials = []
     for name, info in sorted(entries.items()):
-        folder = root / name
+        folder = root / check_trial_name(name, where=index)
         frames = _load(folder / "frame.npy", dtype=np.uint8, shape=(image_size, image_size, 3), length=None)
         count = int(frames.shape[0])
         trials.append(

@@ -14,7 +14,6 @@ without its own file for a graph uses that graph's ``fp32`` file.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,12 +21,13 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.files import read_json, sha256_file
 from edgeaff.runtime.spec import FeatureSpec
 
 BUNDLE_FORMAT = "edgeaff-bundle"
 BUNDLE_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 PRECISIONS = ("fp32", "fp16", "int8")
 # The INT8 graph in TensorRT's form (signed symmetric Q/DQ); ``int8`` holds ONNX Runtime's U8S8 form.
 TENSORRT_INT8 = "int8_trt"
@@ -179,8 +179,8 @@ def load_bundle(path: str | Path, *, verify_hashes: bool = True) -> Bundle:
     if not manifest_path.is_file():
         raise BundleError(f"{root} is not a complete bundle (no {MANIFEST_NAME}); re-run 'edgeaff export'")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = read_json(manifest_path, max_bytes=MANIFEST_MAX_BYTES)
+    except InvalidInputError as exc:
         raise _fail(root, f"cannot read {MANIFEST_NAME} ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
         raise _fail(root, f"{MANIFEST_NAME} is not an edgeaff bundle manifest")
