@@ -133,6 +133,18 @@ def test_prepare_writes_exactly_the_reference_rows_and_alignment(raw: Path, prep
     assert len(folds["folds"]) == 6
 
 
+def test_prepared_folders_and_files_get_the_umask_modes(prepared: Path) -> None:
+    import stat
+
+    from edgeaff.runtime.files import current_umask
+
+    mask = current_umask()
+    trial = next(p for p in prepared.iterdir() if (p / "trial.json").is_file())
+    assert stat.S_IMODE(trial.stat().st_mode) == 0o777 & ~mask  # built in a mkdtemp folder (0700) and renamed
+    assert {stat.S_IMODE(p.stat().st_mode) for p in trial.iterdir()} == {0o666 & ~mask}
+    assert stat.S_IMODE((prepared / "dataset.json").stat().st_mode) == 0o666 & ~mask
+
+
 def test_kill_and_rerun_gives_the_uninterrupted_result(raw: Path, prepared: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "edgeaff.cli", "prepare", str(raw), str(out), "--vggish-weights", WEIGHTS]
