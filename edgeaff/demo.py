@@ -28,6 +28,7 @@ import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
+from edgeaff.runtime.limits import usable_cores
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +190,9 @@ def _synth(raw: Path, settings: DemoSettings) -> None:
         return
     from edgeaff.synth import generate_dataset
 
-    generate_dataset(raw, preset=settings.synth_preset, seconds=settings.seconds, seed=settings.seed, workers=2)
+    generate_dataset(
+        raw, preset=settings.synth_preset, seconds=settings.seconds, seed=settings.seed, workers=min(2, usable_cores())
+    )
 
 
 def _prepare(raw: Path, prepared: Path, settings: DemoSettings) -> None:
@@ -245,7 +248,13 @@ def _holdout(holdout: Path, settings: DemoSettings) -> None:
         return
     from edgeaff.synth import generate_dataset
 
-    generate_dataset(holdout, preset="small", seconds=settings.holdout_seconds, seed=settings.seed + 1, workers=2)
+    generate_dataset(
+        holdout,
+        preset="small",
+        seconds=settings.holdout_seconds,
+        seed=settings.seed + 1,
+        workers=min(2, usable_cores()),
+    )
 
 
 def _holdout_video(holdout: Path) -> tuple[Path, dict[str, np.ndarray]]:

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from edgeaff.cli import options
+
 
 def convert_reference(
     source: Annotated[Path, typer.Argument(help="Reference (sucv/ABAW2) model_state_dict.pth.")],
@@ -26,8 +28,12 @@ def convert_reference(
         tuple[float, float] | None,
         typer.Option("--vggish-stats", metavar="MEAN STD", help="Scalar VGGish mean and std, likewise."),
     ] = None,
-    fold: Annotated[int | None, typer.Option("--fold", help="Fold index to record (0-5).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite OUTPUT if it exists.")] = False,
+    fold: Annotated[
+        int | None, typer.Option("--fold", help="Fold index to record (0-5).", callback=options.int_range(0, 5))
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite OUTPUT if it is an edgeaff fold checkpoint.")
+    ] = False,
 ) -> None:
     """Convert a reference ABAW2 checkpoint into an edgeaff fold checkpoint (fusion variant 'abaw2')."""
     from edgeaff.train.convert import convert_reference_checkpoint

@@ -7,32 +7,42 @@ from typing import Annotated
 
 import typer
 
+from edgeaff.cli import options
+
 
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to create: the dataset root (AFFWILD2_ROOT layout).")],
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.", callback=options.seed)
+    ] = 0,
     size: Annotated[
         str, typer.Option("--size", help="Preset: small (5 videos x 8 s, for tests) or demo (14 videos x 24 s).")
     ] = "small",
     videos: Annotated[
-        int | None, typer.Option("--videos", help="Number of videos (at least 5), instead of the preset's.")
+        int | None, typer.Option("--videos", help="Number of videos (5-200), instead of the preset's.")
     ] = None,
     seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Length of each video in seconds, instead of the preset's.")
+        float | None,
+        typer.Option("--seconds", help="Length of each video in seconds (2-600), instead of the preset's."),
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace OUT_DIR if it exists and is not empty.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace OUT_DIR if it holds an earlier synthetic dataset.")
+    ] = False,
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Videos rendered in parallel (default: one per CPU core, at most 4)."),
+        typer.Option(
+            "--workers",
+            help="Videos rendered in parallel, at most one per core (default: one per core, at most 4).",
+            callback=options.workers,
+        ),
     ] = None,
 ) -> None:
     """Write a synthetic dataset in the Aff-Wild2 layout (annotations, aligned crops, videos with audio)."""
-    import os
-
+    from edgeaff.runtime.limits import usable_cores
     from edgeaff.synth import MANIFEST, generate_dataset
 
     if workers is None:
-        workers = max(1, min(os.cpu_count() or 1, 4))
+        workers = min(usable_cores(), 4)
     summary = generate_dataset(
         out_dir, preset=size, seed=seed, videos=videos, seconds=seconds, force=force, workers=workers
     )
@@ -53,7 +63,10 @@ def prepare(
         str | None,
         typer.Option("--vggish-weights", help="VGGish weights: vggish-10086976.pth, or random:SEED for demos/tests."),
     ] = None,
-    workers: Annotated[int, typer.Option("--workers", help="Videos processed in parallel.")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", help="Videos processed in parallel, at most one per core.", callback=options.workers),
+    ] = 1,
     mfcc: Annotated[
         str, typer.Option("--mfcc", help="MFCC implementation: opensmile (reference) or numpy.")
     ] = "opensmile",

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from edgeaff.cli import options
+
 
 def _show_engine_progress() -> None:
     """Send engine build progress (logger ``edgeaff.engines``) to stderr, one plain line per message."""
@@ -41,8 +43,15 @@ def build_engines_command(
         ),
     ] = None,
     graph: Annotated[list[str] | None, typer.Option("--graph", help="Only this graph (repeatable).")] = None,
-    workspace_mib: Annotated[int, typer.Option("--workspace-mib", help="TensorRT builder workspace limit.")] = 1024,
-    device: Annotated[int, typer.Option("--device", help="CUDA device ordinal.")] = 0,
+    workspace_mib: Annotated[
+        int,
+        typer.Option(
+            "--workspace-mib",
+            help="TensorRT builder workspace limit (1-1048576).",
+            callback=options.int_range(1, 1 << 20),
+        ),
+    ] = 1024,
+    device: Annotated[int, typer.Option("--device", help="CUDA device ordinal.", callback=options.device_index)] = 0,
 ) -> None:
     """Build (or reuse) the TensorRT engines of a bundle on this device; takes minutes per graph on a Jetson."""
     from edgeaff.runtime.artifacts.bundle import load_bundle
@@ -112,9 +121,11 @@ def engine_cache_clear(
         bool, typer.Option("--stale", help="Only engines of another TensorRT version or GPU (needs TensorRT).")
     ] = False,
     timing: Annotated[bool, typer.Option("--timing", help="Also remove the timing caches.")] = False,
-    device: Annotated[int, typer.Option("--device", help="CUDA device ordinal (with --stale).")] = 0,
+    device: Annotated[
+        int, typer.Option("--device", help="CUDA device ordinal (with --stale).", callback=options.device_index)
+    ] = 0,
 ) -> None:
-    """Remove cached engines (never one whose build is running)."""
+    """Remove cached engines (never one whose build is running, never a file that is not a cache entry)."""
     from edgeaff.runtime.engines.cache import EngineCache, EngineRecord
 
     engine_cache = EngineCache(cache)
@@ -139,3 +150,10 @@ def engine_cache_clear(
     )
     if report.busy:
         typer.echo(f"left {len(report.busy)} engine(s) that another process is building: {', '.join(report.busy)}")
+    left = [*report.unrecognised, *report.other_files]
+    if left:
+        shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
+        typer.echo(
+            f"left {len(left)} name(s) that are not engine cache entries (no valid sidecar, or not a cache file): "
+            f"{shown}"
+        )

@@ -61,7 +61,7 @@ def infer_command(
     live: Annotated[bool, typer.Option("--live", help="Print predictions as they come (stream mode).")] = False,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after N frames.")] = None,
     timeout: Annotated[
-        float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up (0-3600).")
+        float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up (up to 24 h).")
     ] = 10.0,
     fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of face images.")] = None,
     audio: Annotated[
@@ -76,13 +76,13 @@ def infer_command(
     device: DeviceOpt = None,
 ) -> None:
     """Predict valence/arousal per frame of a video, camera or stream with a bundle (torch-free)."""
-    from edgeaff.runtime import InvalidInputError, Outputs, Pipeline, write_results
+    from edgeaff.runtime import InvalidInputError, Outputs, Pipeline, resolve_output_name, write_results
 
     if (source is None) == (prepared is None):
         raise InvalidInputError("give either a SOURCE or --prepared TRIAL_DIR (exactly one)")
     if live and mode == "offline":
         raise InvalidInputError("--live prints predictions as they come, which needs --mode stream")
-    stem = result_stem(name)
+    stem = None if name is None else resolve_output_name(out_dir, name).name
     per_model = per_model or prepared is not None
     options = pipeline_options(
         backend=backend_options(
@@ -104,29 +104,3 @@ def infer_command(
             run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, max_frames=max_frames)
         outputs = Outputs(per_model=per_model, overlay=overlay, plot=plot, live=live)
         write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo)
-
-
-def result_stem(name: str | None) -> str | None:
-    """``--name`` checked to be a plain file-name stem (it may not leave the output folder).
-
-    Raises:
-        InvalidInputError: a name with a path separator, ``.``/``..``, a leading dot, or a control character.
-    """
-    from edgeaff.runtime import InvalidInputError
-
-    if name is None:
-        return None
-    bad = (
-        not name
-        or name in (".", "..")
-        or name.startswith(".")
-        or any(sep in name for sep in ("/", "\\"))
-        or any(ord(ch) < 32 for ch in name)
-        or len(name.encode()) > 200
-    )
-    if bad:
-        raise InvalidInputError(
-            f"--name {name!r} must be a plain file-name stem (no '/', no leading '.', at most 200 bytes): the result "
-            "files always go into the -o folder"
-        )
-    return name

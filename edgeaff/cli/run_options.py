@@ -16,7 +16,7 @@ BundleOpt = Annotated[Path, typer.Option("--bundle", help="Bundle directory writ
 BackendOpt = Annotated[str, typer.Option("--backend", help="ort-cpu, ort-cuda, ort-trt or trt.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (as exported).")]
 ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="ONNX Runtime threads per graph (1..the cores present).")
+    int | None, typer.Option("--threads", help="ONNX Runtime threads per graph (1..4 × the usable cores).")
 ]
 DeviceOpt = Annotated[
     str | None,

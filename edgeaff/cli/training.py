@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from edgeaff.cli import options
+
 
 def train(
     prepared_dir: Annotated[Path, typer.Argument(help="A dataset written by 'edgeaff prepare'.")],
@@ -26,7 +28,10 @@ def train(
         Path | None, typer.Option("--backbone-weights", help="Pretrained backbone (res50_ir_0.887.pth layout).")
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option("--epochs", help="At most this many epochs (default: recipe's 100).")
+        int | None,
+        typer.Option(
+            "--epochs", help="At most this many epochs, 1-10000 (default: recipe's 100).", callback=options.epochs
+        ),
     ] = None,
     finetune: Annotated[
         str,
@@ -36,19 +41,36 @@ def train(
             "from the first epoch (small backbones trained from scratch; no shared trunk at export).",
         ),
     ] = "recipe",
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Override the recipe's batch size.")] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Override the recipe's batch size (1-1024).", callback=options.batch_size),
+    ] = None,
     lr: Annotated[
         float | None,
         typer.Option("--lr", help="Override the recipe's learning rate (1e-5; the minimum LR stays a tenth of it)."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of initialisation, augmentation and order.")] = 0,
-    workers: Annotated[int, typer.Option("--workers", help="Jobs run at the same time on this machine.")] = 1,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of initialisation, augmentation and order.", callback=options.seed)
+    ] = 0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Jobs run at the same time on this machine (at most one per core).",
+            callback=options.workers,
+        ),
+    ] = 1,
     ray: Annotated[
         str | None, typer.Option("--ray", help="Run jobs as Ray tasks: a cluster address, 'auto', or 'local'.")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUTPUT.")] = False,
     threads: Annotated[
-        int | None, typer.Option("--threads", help="torch threads per job (results depend on it).")
+        int | None,
+        typer.Option(
+            "--threads",
+            help="torch threads per job, at most 4 per core (results depend on it).",
+            callback=options.threads,
+        ),
     ] = None,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
 ) -> None:
@@ -71,8 +93,6 @@ def train(
         threads=threads,
         device=device,
     )
-    if workers < 1:
-        raise typer.BadParameter("--workers must be at least 1")
     console = TrainingConsole()
 
     def finished(job: object, result: dict[str, object]) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeaff.export import accuracy, bundle, calibration, parity, precision, sources, torch2onnx
 from edgeaff.export.detector_bundle import add_face_detector
+from edgeaff.export.face_detector import check_face_detector
 from edgeaff.export.manifest import build_manifest
 from edgeaff.export.vggish_weights import resolve_vggish
 from edgeaff.runtime.artifacts.manifest import TENSORRT_INT8, Manifest
@@ -25,7 +26,7 @@ from edgeaff.runtime.artifacts.prepared import PreparedDataset, load_prepared_da
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
 from edgeaff.runtime.versions import EXPORT_LIBRARIES, versions
-from edgeaff.train.checkpoint import load_checkpoint
+from edgeaff.train.checkpoint import CheckpointMetadata, load_checkpoint
 
 PARITY_FRAMES = 16
 CALIBRATION_FRAMES = 512
@@ -118,6 +119,23 @@ def _window_embeddings(visual: Path, inputs: ParityInputs, models: int, window: 
     return (values / np.linalg.norm(values, axis=-1, keepdims=True)).astype(np.float32)
 
 
+def check_opset(opset: int) -> int:
+    """``opset`` if the exporter and the installed ``onnx`` both support it.
+
+    Raises:
+        InvalidInputError: below :data:`~edgeaff.export.torch2onnx.MIN_OPSET` or above what ``onnx`` knows.
+    """
+    import onnx
+
+    newest = int(onnx.defs.onnx_opset_version())
+    if not torch2onnx.MIN_OPSET <= opset <= newest:
+        raise InvalidInputError(
+            f"--opset must be between {torch2onnx.MIN_OPSET} and {newest} (the newest the installed onnx knows), "
+            f"got {opset}"
+        )
+    return opset
+
+
 def export_bundle(
     arguments: Sequence[str | Path],
     output: str | Path,
@@ -128,25 +146,40 @@ def export_bundle(
     """Export fold checkpoints (files or run directories) into a bundle directory at ``output``.
 
     Raises:
-        InvalidInputError: bad arguments (nothing to export, mixed configurations, duplicate models, ``--int8``
-            without ``--calib``, an existing output without ``--force``, VGGish weights that do not match).
+        InvalidInputError: bad arguments (nothing to export, malformed or mixed checkpoint metadata, duplicate models,
+            ``--int8`` without ``--calib``, an existing output without ``--force``, an output that is not a bundle
+            or is an input, an unsupported face detector, VGGish weights that do not match).
         ParityError: an FP32 graph differs from PyTorch by more than the tolerance.
         EdgeaffError: other export failures, with the reason.
     """
     out = Path(output)
-    bundle.check_destination(out, force=options.force)
+    read_paths = [*arguments, *(p for p in (options.calib, options.face_detector) if p is not None)]
+    if options.vggish_weights is not None and not options.vggish_weights.startswith("random:"):
+        read_paths.append(options.vggish_weights)
+    bundle.check_destination(out, force=options.force, inputs=read_paths)
     if options.int8 and options.calib is None:
         raise InvalidInputError(
             "--int8 needs --calib PREPARED_DIR: INT8 scales are calibrated on real frames, never guessed"
         )
-    if options.opset < torch2onnx.MIN_OPSET:
-        raise InvalidInputError(f"--opset must be at least {torch2onnx.MIN_OPSET}, got {options.opset}")
+    check_opset(options.opset)
+    # Everything that can be refused is checked before the expensive steps: the checkpoints' metadata in full, their
+    # compatibility, the face detector and the calibration data.
     checkpoint_sources = sources.collect_sources(arguments)
+    for source in checkpoint_sources:
+        try:
+            CheckpointMetadata.from_dict(source.metadata)
+        except EdgeaffError as exc:
+            raise InvalidInputError(f"{source.path}: {exc}") from None
     spec = FeatureSpec.from_dict(sources.check_compatible(checkpoint_sources))
+    check_face_detector(options.face_detector)
     dataset = None
     if options.calib is not None:
         dataset = load_prepared_dataset(options.calib)
         calibration.check_features(dataset, spec)
+    removed = bundle.remove_stale_staging(out)
+    if removed:
+        names = ", ".join(p.name for p in removed)
+        log(f"removed {len(removed)} unfinished export folder(s) that a killed export left: {names}")
     log(f"exporting {len(checkpoint_sources)} model(s): {', '.join(s.label for s in checkpoint_sources)}")
     loaded = [load_checkpoint(s.path) for s in checkpoint_sources]
     models = [model for model, _ in loaded]

@@ -79,6 +79,24 @@ def _identify(graph: TfliteGraph, source: Path) -> FaceDetectorSpec:
     )
 
 
+def check_face_detector(source: str | Path | None) -> FaceDetectorSpec:
+    """Read a BlazeFace ``.tflite`` and identify it, without converting it (export's check before the slow steps).
+
+    Args:
+        source: the ``.tflite`` file; ``None`` for the short-range model shipped with edgeaff.
+
+    Returns:
+        The spec of the variant it is.
+
+    Raises:
+        InvalidInputError: the source is missing, not TFLite, or not a supported BlazeFace model.
+    """
+    source_path = DEFAULT_SOURCE if source is None else Path(source)
+    if not source_path.is_file():
+        raise InvalidInputError(f"--face-detector {source_path}: no such file; give a BlazeFace .tflite file")
+    return _identify(read_tflite(source_path), source_path)
+
+
 def convert_face_detector(
     source: str | Path | None,
     output: str | Path,

@@ -16,10 +16,11 @@ from typing import Any
 
 from edgeaff.runtime.artifacts.checkpoint_header import CheckpointError, read_checkpoint_metadata
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.files import read_json, sha256_file
 
 RUN_FORMAT = "edgeaff-run"
 RUN_SCHEMA_VERSION = 1
+RUNS_MAX_BYTES = 16 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,10 +44,7 @@ class CheckpointSource:
 
 
 def _from_runs_json(directory: Path, runs_file: Path) -> list[Path]:
-    try:
-        document = json.loads(runs_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"{runs_file}: cannot read the run index ({exc})") from None
+    document = read_json(runs_file, max_bytes=RUNS_MAX_BYTES)
     if not isinstance(document, dict) or document.get("format") != RUN_FORMAT:
         raise InvalidInputError(f"{runs_file}: not an edgeaff run index (format must be '{RUN_FORMAT}')")
     if document.get("schema_version") != RUN_SCHEMA_VERSION:

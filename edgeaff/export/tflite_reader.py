@@ -4,6 +4,7 @@ their options), using the ``tflite`` schema package. No TensorFlow, no interpret
 from __future__ import annotations
 
 import dataclasses
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ _TENSOR_DTYPES: dict[int, np.dtype] = {
 }
 
 # Options table class (in the ``tflite`` package) of each builtin operator the converter reads options from.
+MAX_TFLITE_BYTES = 64 * 1024 * 1024  # BlazeFace models are a few hundred kB
+
 _OPTION_TABLES = {
     "CONV_2D": "Conv2DOptions",
     "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
@@ -138,24 +141,31 @@ def read_tflite(path: str | Path) -> TfliteGraph:
     file = Path(path)
     if not file.is_file():
         raise InvalidInputError(f"TFLite model not found: {file}")
-    buf = file.read_bytes()
+    with open(file, "rb") as handle:
+        buf = handle.read(MAX_TFLITE_BYTES + 1)
+    if len(buf) > MAX_TFLITE_BYTES:
+        raise InvalidInputError(
+            f"{file}: larger than {MAX_TFLITE_BYTES >> 20} MiB; not a face detector edgeaff supports"
+        )
     if len(buf) < 8 or buf[4:8] != b"TFL3":
         raise InvalidInputError(f"{file}: not a TFLite flatbuffer (no 'TFL3' identifier)")
-    model = tfl.Model.GetRootAsModel(buf, 0)
-    if model.SubgraphsLength() != 1:
-        raise InvalidInputError(f"{file}: expected one subgraph, found {model.SubgraphsLength()}")
-    graph = model.Subgraphs(0)
-    tensors = tuple(_read_tensor(model, graph.Tensors(i), i, buf, file) for i in range(graph.TensorsLength()))
-    codes = [_builtin_name(tfl, model.OperatorCodes(i), file) for i in range(model.OperatorCodesLength())]
-    operators = tuple(_read_operator(tfl, graph.Operators(i), codes) for i in range(graph.OperatorsLength()))
-    description = model.Description().decode() if model.Description() else ""
-    return TfliteGraph(
-        tensors=tensors,
-        operators=operators,
-        inputs=tuple(int(i) for i in graph.InputsAsNumpy()),
-        outputs=tuple(int(i) for i in graph.OutputsAsNumpy()),
-        description=description,
-    )
+    try:
+        model = tfl.Model.GetRootAsModel(buf, 0)
+        if model.SubgraphsLength() != 1:
+            raise InvalidInputError(f"{file}: expected one subgraph, found {model.SubgraphsLength()}")
+        graph = model.Subgraphs(0)
+        tensors = tuple(_read_tensor(model, graph.Tensors(i), i, buf, file) for i in range(graph.TensorsLength()))
+        codes = [_builtin_name(tfl, model.OperatorCodes(i), file) for i in range(model.OperatorCodesLength())]
+        operators = tuple(_read_operator(tfl, graph.Operators(i), codes) for i in range(graph.OperatorsLength()))
+        description = model.Description().decode() if model.Description() else ""
+        inputs = tuple(int(i) for i in graph.InputsAsNumpy())
+        outputs = tuple(int(i) for i in graph.OutputsAsNumpy())
+    except (struct.error, IndexError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+        # A damaged flatbuffer sends the generated accessors past the buffer or into garbage.
+        raise InvalidInputError(f"{file}: a damaged TFLite flatbuffer ({type(exc).__name__}: {exc})") from None
+    if not all(0 <= i < len(tensors) for i in (*inputs, *outputs)):
+        raise InvalidInputError(f"{file}: a damaged TFLite flatbuffer (graph inputs/outputs name missing tensors)")
+    return TfliteGraph(tensors=tensors, operators=operators, inputs=inputs, outputs=outputs, description=description)
 
 
 def _builtin_name(tfl: Any, code: Any, file: Path) -> str:

@@ -26,7 +26,16 @@ from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
 from edgeaff.runtime.io.open import open_source
-from edgeaff.runtime.io.sources import AudioChunk, Source, SourceInfo, SourceKind, SourceTimeoutError, VideoFrame
+from edgeaff.runtime.io.sources import (
+    AudioChunk,
+    Source,
+    SourceInfo,
+    SourceKind,
+    SourceTimeoutError,
+    VideoFrame,
+    resolve_output_name,
+    safe_stem,
+)
 from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, Clip, ccc_centering
 from edgeaff.runtime.pipeline.graphs import Instrument
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
@@ -90,6 +99,8 @@ __all__ = [
     "load_bundle",
     "open_source",
     "pipeline_options",
+    "resolve_output_name",
+    "safe_stem",
     "write_results",
     "zero_stream_state",
 ]

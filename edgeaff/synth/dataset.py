@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import multiprocessing
 import os
 import shutil
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import edgeaff
+from edgeaff.runtime import limits
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.files import read_json, remove_stale_work_directories, work_directory
+from edgeaff.runtime.processes import process_pool
 from edgeaff.synth.faces import Identity
 from edgeaff.synth.media import MEDIA_FORMATS
 from edgeaff.synth.plan import PRESETS, VideoPlan, plan_videos
@@ -75,8 +75,9 @@ def generate_dataset(
 ) -> SynthSummary:
     """Generate a synthetic Aff-Wild2-style dataset.
 
-    The folder is built beside ``out_dir`` under a temporary name and renamed into place when complete, so an
-    interrupted run never leaves something that looks like a dataset.
+    The folder is built beside ``out_dir`` in a marked work folder (``.NAME.partial-…``) and renamed into place
+    when complete, so an interrupted run never leaves something that looks like a dataset; the next run removes
+    what a killed one left. ``force`` replaces only an earlier synthetic dataset (its ``synth.json`` says so).
 
     Args:
         out_dir: dataset root to create (``annotations/``, ``cropped_aligned/``, ``raw_video/``, ``batch1/``,
@@ -85,22 +86,23 @@ def generate_dataset(
         seed: seed; the same seed gives the same dataset.
         videos: override the preset's number of videos (at least 5).
         seconds: override the preset's video length.
-        force: replace ``out_dir`` if it exists and is not empty.
-        workers: videos rendered in parallel processes (the result does not depend on it).
+        force: replace ``out_dir`` if it is an earlier synthetic dataset.
+        workers: videos rendered in parallel processes, 1 .. the usable cores (the result does not depend on it).
 
     Returns:
         A summary of what was written.
 
     Raises:
-        InvalidInputError: unknown preset, bad sizes, or a non-empty ``out_dir`` without ``force``.
+        InvalidInputError: unknown preset, bad sizes or worker count, a non-empty ``out_dir`` without ``force``, or
+            with ``force`` one that is not a synthetic dataset.
 
     Example:
         >>> summary = generate_dataset("/tmp/affwild2-synth", preset="small", seed=0)  # doctest: +SKIP
     """
     if preset not in PRESETS:
         raise InvalidInputError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    if workers < 1:
-        raise InvalidInputError(f"--workers must be at least 1, got {workers}")
+    limits.check_workers(workers)
+    limits.check_seed(seed)
     chosen = PRESETS[preset]
     plans = plan_videos(
         seed=seed,
@@ -111,20 +113,15 @@ def generate_dataset(
     target = Path(out_dir)
     _check_target(target, force=force)
     started = time.perf_counter()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-    except OSError as exc:
-        raise InvalidInputError(f"cannot create the dataset beside {target}: {exc}") from exc
-    try:
-        rendered = _render_all(plans, _identities(plans, seed), building, seed=seed, workers=workers)
+    remove_stale_work_directories(target.parent, _partial_prefix(target))
+    remove_stale_work_directories(target.parent, _old_prefix(target))
+    with work_directory(target.parent, _partial_prefix(target)) as building:
+        rendered = _render_all(plans, _identities(plans, seed), building.path, seed=seed, workers=workers)
         manifest = _manifest(plans, rendered, preset=preset, seed=seed)
-        (building / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
-        (building / SUBJECTS).write_text(_subjects_csv(manifest), encoding="utf-8")
-        _replace(building, target, force=force)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
+        (building.path / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+        (building.path / SUBJECTS).write_text(_subjects_csv(manifest), encoding="utf-8")
+        building.unmark()
+        _replace(building.path, target, force=force)
     trials = [record for records in rendered.values() for record in records]
     return SynthSummary(
         root=target,
@@ -140,26 +137,54 @@ def generate_dataset(
     )
 
 
+def _partial_prefix(target: Path) -> str:
+    return f".{target.name}.partial-"
+
+
+def _old_prefix(target: Path) -> str:
+    return f".{target.name}.old-"
+
+
+def is_synthetic_dataset(path: Path) -> bool:
+    """Whether ``path`` is a folder holding a ``synth.json`` that ``edgeaff synth`` wrote."""
+    manifest = path / MANIFEST
+    if path.is_symlink() or not path.is_dir() or manifest.is_symlink() or not manifest.is_file():
+        return False
+    try:
+        document = read_json(manifest)
+    except InvalidInputError:
+        return False
+    return isinstance(document, dict) and document.get("format") == FORMAT
+
+
 def _check_target(target: Path, *, force: bool) -> None:
-    if target.exists() and not target.is_dir():
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise InvalidInputError(f"{target} exists and is not a folder; choose another output folder")
-    if target.is_dir() and any(target.iterdir()) and not force:
-        raise InvalidInputError(f"{target} is not empty; choose an empty or new folder, or pass --force to replace it")
+    if not target.is_dir() or not any(target.iterdir()):
+        return
+    if not force:
+        raise InvalidInputError(
+            f"{target} is not empty; choose an empty or new folder, or pass --force to replace an earlier synthetic "
+            "dataset"
+        )
+    if not is_synthetic_dataset(target):
+        raise InvalidInputError(
+            f"{target} is not a synthetic dataset (no {MANIFEST} of edgeaff synth): --force only replaces one; "
+            "nothing was changed: choose an empty or new folder"
+        )
 
 
 def _replace(building: Path, target: Path, *, force: bool) -> None:
-    """Rename the finished folder onto ``target``; with ``force`` an existing one is moved aside first and deleted
-    after, without it only an empty one is replaced (checked again: files may have appeared meanwhile)."""
-    old: Path | None = None
-    if target.exists() and not force:
-        _check_target(target, force=False)
-        target.rmdir()
-    elif target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / "previous")
-    os.replace(building, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    """Rename the finished folder onto ``target``; with ``force`` an earlier synthetic dataset is moved aside first and
+    deleted after, without it only an empty one is replaced (checked again: files may have appeared meanwhile)."""
+    _check_target(target, force=force)
+    with work_directory(target.parent, _old_prefix(target)) as old:
+        if target.exists() and not any(target.iterdir()):
+            target.rmdir()
+        elif target.exists():
+            os.replace(target, old.path / "previous")
+        os.replace(building, target)
+        shutil.rmtree(old.path, ignore_errors=True)
     with contextlib.suppress(OSError):
         fd = os.open(target.parent, os.O_RDONLY)
         try:
@@ -176,8 +201,7 @@ def _render_all(
         return {
             plan.name: render_video(plan, identities, root, seed=seed, index=index) for index, plan in enumerate(plans)
         }
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(plans)), mp_context=context) as pool:
+    with process_pool(min(workers, len(plans))) as pool:
         futures = {
             plan.name: pool.submit(render_video, plan, identities, root, seed=seed, index=index)
             for index, plan in enumerate(plans)

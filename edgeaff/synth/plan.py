@@ -17,6 +17,7 @@ from edgeaff.runtime.errors import InvalidInputError
 TRAIN = "Train_Set"
 VALIDATION = "Validation_Set"
 MIN_VIDEOS = 5
+MAX_VIDEOS = 200  # a bound on the disk a dataset may take (a few GB at 600 s per video)
 """The five videos that carry one irregularity each (see :func:`plan_videos`)."""
 
 
@@ -153,7 +154,7 @@ def plan_videos(
 
     Args:
         seed: the dataset seed (only the irregularities' details and the extra videos' options depend on it).
-        videos: number of videos (at least five).
+        videos: number of videos (5-200).
         seconds: nominal duration of each video.
         frame_size: (width, height) of the one-person videos (even numbers).
 
@@ -161,10 +162,12 @@ def plan_videos(
         The plans, in generation order.
 
     Raises:
-        InvalidInputError: for fewer than five videos or a duration under 2 s.
+        InvalidInputError: for a number of videos outside 5-200 or a duration outside 2-600 s.
     """
     if videos < MIN_VIDEOS:
         raise InvalidInputError(f"--videos must be at least {MIN_VIDEOS} (one per irregularity), got {videos}")
+    if videos > MAX_VIDEOS:
+        raise InvalidInputError(f"--videos must be at most {MAX_VIDEOS}, got {videos}")
     if not 2.0 <= seconds <= 600.0:
         raise InvalidInputError(f"--seconds must be between 2 and 600, got {seconds:g}")
     if frame_size[0] % 2 or frame_size[1] % 2 or min(frame_size) < 64:

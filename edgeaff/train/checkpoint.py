@@ -25,12 +25,14 @@ from edgeaff.runtime.artifacts.checkpoint_header import (
     METADATA_KEY,
     CheckpointError,
     read_checkpoint_metadata,
+    read_safetensors_header,
 )
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
 from edgeaff.runtime.versions import TRAINING_LIBRARIES, versions
 from edgeaff.train.config import EMOTION_DIMENSIONS, ModelConfig
+from edgeaff.train.folds import NUM_FOLDS
 from edgeaff.train.model import EmotionModel
 
 
@@ -69,6 +71,16 @@ class CheckpointMetadata:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckpointMetadata:
         """Parse and validate the stored JSON document."""
+        if not isinstance(data, Mapping):
+            raise CheckpointError(f"checkpoint metadata must be a JSON object, not {type(data).__name__}")
+        if data.get("dimension") not in EMOTION_DIMENSIONS:
+            raise CheckpointError(
+                f"checkpoint metadata names the dimension {data.get('dimension')!r}; edgeaff models predict "
+                f"{' or '.join(EMOTION_DIMENSIONS)}"
+            )
+        fold = data.get("fold")
+        if fold is not None and (isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < NUM_FOLDS):
+            raise CheckpointError(f"checkpoint metadata names the fold {fold!r}; folds are 0-{NUM_FOLDS - 1} or null")
         try:
             normalization = data["normalization"]
             return cls(
@@ -85,6 +97,8 @@ class CheckpointMetadata:
             )
         except KeyError as exc:
             raise CheckpointError(f"checkpoint metadata is missing {exc}") from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint metadata has a malformed entry ({exc})") from None
 
 
 def tensor_digest(state: Mapping[str, torch.Tensor]) -> str:
@@ -134,6 +148,8 @@ def save_checkpoint(
         raise InvalidInputError(
             f"unknown emotion dimension '{dimension}'; choose one of {', '.join(EMOTION_DIMENSIONS)}"
         )
+    if fold is not None and not 0 <= fold < NUM_FOLDS:
+        raise InvalidInputError(f"fold must be 0-{NUM_FOLDS - 1} or none, got {fold}")
     if model.config.multimodal and normalization is None:
         raise InvalidInputError("a multimodal checkpoint needs the audio normalisation statistics (mfcc and vggish)")
     state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()}
@@ -173,21 +189,36 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     from safetensors.torch import load_file
 
     metadata = CheckpointMetadata.from_dict(read_checkpoint_metadata(path))
+    # The recorded configuration is compared with the file's tensors on the meta device first, so a configuration
+    # that does not match (or asks for an enormous model) is refused before anything is allocated.
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in EmotionModel(metadata.model).state_dict().items()}
+    stored = {
+        name: tuple(entry.get("shape", ()))
+        for name, entry in read_safetensors_header(path).items()
+        if name != "__metadata__" and isinstance(entry, dict)
+    }
+    _check_layout(path, expected, stored)
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: cannot read the checkpoint's tensors ({exc})") from None
+    _check_layout(path, expected, {name: tuple(tensor.shape) for name, tensor in state.items()})
     model = EmotionModel(metadata.model)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if tensor_digest(state) != metadata.weights_sha256:
+        raise CheckpointError(f"{path}: weights hash mismatch: the file was modified or corrupted after it was saved")
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), metadata
+
+
+def _check_layout(
+    path: str | Path, expected: Mapping[str, tuple[int, ...]], found: Mapping[str, tuple[int, ...]]
+) -> None:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = [k for k in expected if k in found and tuple(found[k]) != tuple(expected[k])]
     if missing or unexpected or wrong:
         raise CheckpointError(
             f"{path}: weights do not match the recorded model configuration "
             f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shapes {wrong[:3]})"
         )
-    if tensor_digest(state) != metadata.weights_sha256:
-        raise CheckpointError(f"{path}: weights hash mismatch: the file was modified or corrupted after it was saved")
-    model.load_state_dict(state, strict=True)
-    return model.to(device).eval(), metadata

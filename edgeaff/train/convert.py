@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from edgeaff.runtime.artifacts.checkpoint_header import read_checkpoint_metadata
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import sha256_file
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats, VggishSpec
 from edgeaff.train.checkpoint import CheckpointMetadata, save_checkpoint
 from edgeaff.train.config import EMOTION_DIMENSIONS, MODEL_KINDS
+from edgeaff.train.folds import NUM_FOLDS
 from edgeaff.train.reference import load_reference_model
 
 REFERENCE_REVISION = "sucv/ABAW2@71d40fb"
@@ -43,7 +45,7 @@ def convert_reference_checkpoint(
         mfcc_stats: (mean, std) the reference normalised MFCC with; multimodal only.
         vggish_stats: (mean, std) for VGGish; multimodal only.
         fold: fold index to record.
-        overwrite: replace an existing ``output``.
+        overwrite: replace an existing ``output`` (only an edgeaff fold checkpoint, never ``source`` itself).
 
     Raises:
         InvalidInputError: bad options, an unreadable or mismatched source, an existing output.
@@ -62,15 +64,25 @@ def convert_reference_checkpoint(
         normalization = AudioNormalization(mfcc=_stats("mfcc", mfcc_stats), vggish=_stats("vggish", vggish_stats))
     elif mfcc_stats is not None or vggish_stats is not None:
         raise InvalidInputError("the unimodal model reads no audio: omit --mfcc-stats and --vggish-stats")
-    if fold is not None and fold < 0:
-        raise InvalidInputError(f"--fold must be 0 or more, got {fold}")
+    if fold is not None and not 0 <= fold < NUM_FOLDS:
+        raise InvalidInputError(f"--fold must be 0-{NUM_FOLDS - 1}, got {fold}")
     out = Path(output)
-    if out.exists() and not overwrite:
-        raise InvalidInputError(f"{out} already exists; choose another path or pass --force")
+    if out.exists() and Path(source).exists() and out.resolve() == Path(source).resolve():
+        raise InvalidInputError(f"-o {out} is the source checkpoint itself; nothing was changed: write to a new file")
     if out.is_dir():
         raise InvalidInputError(
             f"{out} is a directory; give the checkpoint file to write, e.g. {out}/fold0.safetensors"
         )
+    if out.exists() and not overwrite:
+        raise InvalidInputError(f"{out} already exists; choose another path or pass --force")
+    if out.exists():
+        try:
+            read_checkpoint_metadata(out)
+        except InvalidInputError:
+            raise InvalidInputError(
+                f"{out} is not an edgeaff fold checkpoint: --force only replaces one; nothing was changed: choose "
+                "another path"
+            ) from None
     model = load_reference_model(source, kind)
     # The reference computed VGGish features with the TF-slim AudioSet checkpoint (reference §4.4); its hash is not
     # known here, so deployment must supply VGGish weights that reproduce those features.

@@ -24,7 +24,7 @@ import torch
 
 from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import atomic_output, sha256_file
+from edgeaff.runtime.files import atomic_output, read_json, sha256_file
 from edgeaff.runtime.metrics import ccc, pearson, rmse
 from edgeaff.runtime.pipeline.windows import OverlapAverager
 from edgeaff.train.checkpoint import save_checkpoint
@@ -161,7 +161,7 @@ class FoldTrainer:
         """Train (or resume) and return the result summary; a finished job is not retrained."""
         result_path = self.job_dir / "result.json"
         if (self.job_dir / "checkpoint.safetensors").is_file() and result_path.is_file():
-            return dict(json.loads(result_path.read_text()))
+            return dict(read_json(result_path, max_bytes=1 << 20))
         if self.spec.threads:
             torch.set_num_threads(self.spec.threads)
         dataset = load_prepared_dataset(self.prepared_dir)

@@ -25,7 +25,7 @@ import numpy as np
 
 from edgeaff.runtime.artifacts.prepared import TRAIN_PARTITION, VALIDATION_PARTITION, PreparedDataset, TrialInfo
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import atomic_output
+from edgeaff.runtime.files import atomic_output, read_json
 from edgeaff.runtime.spec import AudioNormalization, ScalarStats
 
 FOLDS_FORMAT = "edgeaff-folds"
@@ -158,8 +158,12 @@ def load_folds(dataset: PreparedDataset) -> list[Fold]:
     if not path.is_file():
         raise InvalidInputError(f"{dataset.root} has no folds.json; re-run 'edgeaff prepare' to finish the dataset")
     try:
-        document = json.loads(path.read_text())
-        if document.get("format") != FOLDS_FORMAT or document.get("schema_version") != FOLDS_SCHEMA_VERSION:
+        document = read_json(path)
+        if (
+            not isinstance(document, dict)
+            or document.get("format") != FOLDS_FORMAT
+            or document.get("schema_version") != FOLDS_SCHEMA_VERSION
+        ):
             raise InvalidInputError(f"{path}: not an edgeaff folds file of schema {FOLDS_SCHEMA_VERSION}")
         folds = [
             Fold(
@@ -172,7 +176,7 @@ def load_folds(dataset: PreparedDataset) -> list[Fold]:
             )
             for entry in document["folds"]
         ]
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise InvalidInputError(f"{path}: malformed folds file ({exc!r}); re-run 'edgeaff prepare'") from None
     listed = {name for fold in folds for name in (*fold.train, *fold.validation)}
     if listed != set(dataset.trials):

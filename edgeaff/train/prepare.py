@@ -10,8 +10,10 @@ Per trial, for every labelled row i of the annotation file (rows with a -5 are d
 * ``label.npy``: [valence, arousal].
 
 fps is the video's (OpenCV semantics). Work is grouped by video, so ``_left``/``_right`` trials share one audio
-decode. A trial directory appears atomically (built under a temporary name, then renamed), so an interrupted run
-leaves finished trials and no half-written ones; rerunning skips what is done. A failing trial is reported and
+decode. A trial directory appears atomically (built in a marked ``.tmp-<trial>-…`` work folder, then renamed), so an
+interrupted run leaves finished trials and no half-written ones; rerunning removes the work folders a killed run
+left (only marked ones whose process is gone) and skips what is done. Worker processes (``--workers``) die with
+the command (:mod:`edgeaff.runtime.processes`). A failing trial is reported and
 skipped; the others complete. At the end ``dataset.json`` and ``folds.json`` (the six folds with their training-split
 normalisation statistics) are written.
 """
@@ -19,9 +21,9 @@ normalisation statistics) are written.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
-import multiprocessing
 import os
 import shutil
 from collections import defaultdict
@@ -31,9 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from edgeaff.runtime import limits
 from edgeaff.runtime.artifacts.prepared import DATASET_FORMAT, DATASET_SCHEMA_VERSION, load_prepared_dataset
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
-from edgeaff.runtime.files import atomic_output
+from edgeaff.runtime.files import atomic_output, read_json, remove_stale_work_directories, work_directory
+from edgeaff.runtime.processes import process_pool
 from edgeaff.runtime.spec import FeatureSpec, VggishSpec
 from edgeaff.runtime.versions import TRAINING_LIBRARIES, versions
 from edgeaff.train.affwild2 import RawTrial, discover_trials, load_subject_map, read_labels
@@ -152,17 +156,39 @@ class VideoPreparer:
             "missing_faces": missing,
             "audio_seconds": round(samples / self.spec.mfcc.sample_rate, 3),
         }
-        tmp = out / f"{_TMP_PREFIX}{trial.name}-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name, array in (("frame", frames), ("mfcc", mfcc), ("vggish", vggish), ("label", labels)):
-            np.save(tmp / f"{name}.npy", array, allow_pickle=False)
-        (tmp / "trial.json").write_text(json.dumps(entry, indent=1, sort_keys=True))
-        for file in tmp.iterdir():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, out / trial.name)
+        with work_directory(out, f"{_TMP_PREFIX}{trial.name}-") as work:
+            try:
+                for name, array in (("frame", frames), ("mfcc", mfcc), ("vggish", vggish), ("label", labels)):
+                    np.save(work.path / f"{name}.npy", array, allow_pickle=False)
+                (work.path / "trial.json").write_text(json.dumps(entry, indent=1, sort_keys=True))
+                for file in work.path.iterdir():
+                    with open(file, "rb") as handle:
+                        os.fsync(handle.fileno())
+            except OSError as exc:
+                if exc.errno is not None and exc.filename is None:  # a full disk names no file: say where it was
+                    exc.filename = str(out)
+                raise
+            work.unmark()
+            _publish_trial(work.path, out / trial.name)
         return entry
+
+
+def _publish_trial(built: Path, target: Path) -> None:
+    """Rename a finished trial folder into place; if another process (a run killed while its workers finished, or
+    a concurrent run) already put a complete one there, keep that one: both hold the same arrays."""
+    try:
+        os.replace(built, target)
+    except OSError as exc:
+        if (target / "trial.json").is_file():
+            shutil.rmtree(built, ignore_errors=True)
+            return
+        if target.is_dir() and not any(target.iterdir()):
+            target.rmdir()
+            os.replace(built, target)
+            return
+        raise InvalidInputError(
+            f"{target} exists but is not a prepared trial ({exc.strerror}); move it away and run prepare again"
+        ) from None
 
 
 _WORKER: VideoPreparer | None = None
@@ -182,10 +208,14 @@ def _existing_settings(out: Path) -> dict[str, Any] | None:
     path = out / "dataset.json"
     if not path.is_file():
         return None
-    try:
-        return dict(json.loads(path.read_text()).get("settings") or {})
-    except json.JSONDecodeError:
-        return None
+    with contextlib.suppress(InvalidInputError):
+        document = read_json(path)
+        settings = document.get("settings") if isinstance(document, dict) else None
+        if isinstance(settings, dict):
+            return dict(settings)
+    raise InvalidInputError(
+        f"{path} is not a dataset.json edgeaff prepare wrote; choose a new OUT_DIR or delete this one first"
+    )
 
 
 def prepare_dataset(
@@ -214,9 +244,13 @@ def prepare_dataset(
         raise InvalidInputError(f"--vggish-weights is required. {vggish_weights_help()}")
     if mfcc_backend not in MFCC_BACKENDS:
         raise InvalidInputError(f"unknown --mfcc '{mfcc_backend}'; choose one of {', '.join(MFCC_BACKENDS)}")
-    if workers < 1:
-        raise InvalidInputError("--workers must be at least 1")
+    limits.check_workers(workers)
+    from edgeaff.train.devices import check_torch_device
+
+    device = check_torch_device(device)
     source, out = Path(root), Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"OUT_DIR {out} is a file; the prepared dataset needs a folder: choose another path")
     subjects = load_subject_map(subjects_file) if subjects_file else None
     trials, problems = discover_trials(source, subjects=subjects)
     settings = PrepareSettings(vggish_weights=vggish_weights, mfcc_backend=mfcc_backend, device=device)
@@ -234,8 +268,7 @@ def prepare_dataset(
             f"{out} was prepared with other settings ({previous}); use a new OUT_DIR or delete it first"
         )
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(f"{_TMP_PREFIX}*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    remove_stale_work_directories(out, _TMP_PREFIX)
     done = {t.name for t in trials if (out / t.name / "trial.json").is_file()}
     by_video: dict[str, list[RawTrial]] = defaultdict(list)
     for trial in trials:
@@ -260,11 +293,8 @@ def prepare_dataset(
             collect(preparer.prepare_video(group, out))
     else:
         preparer = None  # the workers load their own VGGish
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(settings, threads)
-        ) as pool:
+        threads = max(1, limits.usable_cores() // workers)
+        with process_pool(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:
             futures = [pool.submit(_work, group, str(out)) for group in by_video.values()]
             for future in concurrent.futures.as_completed(futures):
                 collect(future.result())
@@ -280,7 +310,7 @@ def _write_dataset(
     for trial in trials:
         path = out / trial.name / "trial.json"
         if path.is_file() and trial.name not in failed:
-            entries[trial.name] = json.loads(path.read_text())
+            entries[trial.name] = read_json(path, max_bytes=1 << 20)
     document = {
         "format": DATASET_FORMAT,
         "schema_version": DATASET_SCHEMA_VERSION,

@@ -8,11 +8,11 @@ prints a table of validation CCC per fold and dimension like the paper's Table 1
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from edgeaff.runtime import limits
 from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
 from edgeaff.runtime.errors import InvalidInputError, require
 from edgeaff.runtime.files import atomic_output
@@ -72,8 +72,22 @@ def plan_jobs(
     learning_rate: float | None = None,
     finetune: str = "recipe",
 ) -> list[JobSpec]:
-    """Validate options and list the jobs (model-major, then fold, then dimension)."""
+    """Validate options and list the jobs (model-major, then fold, then dimension).
+
+    Every option is checked here, before anything is written (ranges in :mod:`edgeaff.runtime.limits`).
+
+    Raises:
+        InvalidInputError: an unknown choice, a value out of range, missing weights, or a device this machine lacks.
+    """
+    from edgeaff.train.devices import check_torch_device
+
     recipe(recipe_name)
+    if max_epochs is not None:
+        limits.check_int_range(max_epochs, option="--epochs", low=1, high=limits.MAX_EPOCHS)
+    limits.check_batch_size(batch_size)
+    limits.check_threads(threads)
+    limits.check_seed(seed)
+    device = check_torch_device(device)
     if finetune not in FINETUNE_MODES:
         raise InvalidInputError(f"unknown --finetune '{finetune}'; choose one of {', '.join(FINETUNE_MODES)}")
     if learning_rate is not None and not 0 < learning_rate < 1:
@@ -155,6 +169,11 @@ def train_jobs(
     """
     prepared = Path(prepared_dir)
     out = Path(run_dir)
+    limits.check_workers(workers)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"-o {out} is a file; a training run needs a folder: choose another -o")
+    if out.resolve() == prepared.resolve():
+        raise InvalidInputError(f"-o {out} is the prepared dataset itself; write the run to a folder of its own")
     dataset = load_prepared_dataset(prepared)
     folds = {fold.fold: fold for fold in load_folds(dataset)}
     for job in jobs:
@@ -203,11 +222,11 @@ def _run_processes(
     jobs: list[JobSpec], prepared: Path, out: Path, workers: int, record: Callable[[JobSpec, dict[str, Any]], None]
 ) -> None:
     import concurrent.futures
-    import multiprocessing
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    from edgeaff.runtime.processes import process_pool
+
+    threads = max(1, limits.usable_cores() // workers)
+    with process_pool(workers) as pool:
         futures = {
             pool.submit(
                 _guarded, job if job.threads else _with_threads(job, threads), str(prepared), str(out), None

@@ -92,7 +92,7 @@ def test_option_errors(tmp_path: Path, checkpoints: list[Path], capsys: pytest.C
     assert "no such checkpoint" in _error(["export", str(tmp_path / "nope"), "-o", str(out)], capsys)
     out.mkdir()
     assert "pass --force" in _error(["export", str(checkpoints[0]), "-o", str(out)], capsys)
-    assert "--opset must be at least 17" in _error(
+    assert "--opset must be between 17 and" in _error(
         ["export", str(checkpoints[0]), "-o", str(tmp_path / "c"), "--opset", "13"], capsys
     )
 
@@ -123,7 +123,7 @@ def test_a_failed_export_leaves_nothing_behind(
 def test_publish_replaces_only_with_force(tmp_path: Path) -> None:
     target = tmp_path / "bundle"
     target.mkdir()
-    (target / "old").write_text("old")
+    (target / "manifest.json").write_text('{"format": "edgeaff-bundle"}')
     with bundle_writer.staging_directory(target) as staging:
         (staging / "new").write_text("new")
         with pytest.raises(InvalidInputError):

@@ -32,6 +32,7 @@ from edgeaff.runtime.engines.spec import (
     EngineRequest,
     ShapeRange,
 )
+from edgeaff.runtime.errors import InvalidInputError
 
 PROFILE = {"frames": ShapeRange((1, 48, 48, 3), (8, 48, 48, 3), (32, 48, 48, 3))}
 
@@ -284,8 +285,11 @@ def test_entries_and_clear(graph: Path, tmp_path: Path) -> None:
     assert entries[current.path.stem].record == current.record and entries[current.path.stem].problem is None
 
     report = cache.clear(keep=lambda record: record.fields["tensorrt_version"] == ENV.tensorrt_version)
-    assert sorted(report.removed) == sorted([old.path.stem, "stray.fp16.0123456789abcdef"])
+    assert report.removed == (old.path.stem,)
     assert report.bytes_freed > 0 and not old.path.exists() and current.path.exists()
+    # Named like an entry but without a sidecar naming it: not recognised as the cache's, so left alone.
+    assert report.unrecognised == ("stray.fp16.0123456789abcdef",) and orphan.read_bytes() == b"x"
+    orphan.unlink()
 
     lock = cache.lock_path(current.path.stem)
     holder = os.open(lock, os.O_RDWR | os.O_CREAT)
@@ -298,3 +302,50 @@ def test_entries_and_clear(graph: Path, tmp_path: Path) -> None:
     final = cache.clear(timing_caches=True)
     assert final.removed == (current.path.stem,) and cache.entries() == []
     assert not cache.timing_cache(ENV).path.exists()
+
+
+def _bundle_like(folder: Path) -> dict[str, bytes]:
+    folder.mkdir(parents=True)
+    files = {
+        "manifest.json": b'{"format": "edgeaff-bundle"}',
+        "visual.onnx": b"onnx",
+        "runs.json": b"{}",
+        "model.engine": b"someone else's engine",
+        "visual.fp32.0123456789abcdef.json": b'{"not": "a sidecar"}',
+    }
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def test_clear_pointed_at_a_bundle_or_run_removes_nothing(tmp_path: Path) -> None:
+    folder = tmp_path / "bundle"
+    files = _bundle_like(folder)
+    with pytest.raises(InvalidInputError, match="is not an engine cache") as info:
+        EngineCache(folder).clear(timing_caches=True)
+    assert "nothing was removed" in str(info.value)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files  # not even a locks/ folder was created
+
+
+def test_clear_in_a_cache_with_other_files_removes_only_entries(graph: Path, tmp_path: Path) -> None:
+    cache = EngineCache(tmp_path / "cache")
+    built = cache.get_or_build(EngineRequest(graph), builder=FakeBuilder(), load=load)
+    (cache.directory / "notes.json").write_text("{}")
+    (cache.directory / "timing" / "readme.txt").write_text("mine")
+    report = cache.clear(timing_caches=True)
+    assert report.removed == (built.path.stem,) and report.other_files == ("notes.json",)
+    assert (cache.directory / "notes.json").exists() and (cache.directory / "timing" / "readme.txt").exists()
+    assert not cache.timing_cache(ENV).path.exists()
+
+
+def test_engine_cache_clear_cli_on_a_bundle_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edgeaff.cli import main
+
+    folder = tmp_path / "bundle"
+    files = _bundle_like(folder)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["engine-cache", "clear", "--cache", str(folder)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("error: ") == 1 and "is not an engine cache" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files

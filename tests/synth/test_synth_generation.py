@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -34,24 +37,58 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path
     assert first[labels] != other[labels]
 
 
-def test_non_empty_folder_is_refused_and_force_replaces_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_non_empty_folder_is_refused_and_force_replaces_only_a_synthetic_dataset(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "data"
     target.mkdir()
     (target / "keep.txt").write_text("mine")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["synth", str(target), "--seconds", "2"])
-    assert exit_info.value.code == 2
-    error = capsys.readouterr().err
-    assert "not empty" in error and "--force" in error and "Traceback" not in error
-    assert [path.name for path in target.iterdir()] == ["keep.txt"]
+    for extra in ([], ["--force"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["synth", str(target), "--seconds", "2", *extra])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert "not empty" in error or "not a synthetic dataset" in error
+        assert error.count("error: ") == 1 and "Traceback" not in error
+        assert [path.name for path in target.iterdir()] == ["keep.txt"]  # --force deletes nothing it did not make
 
-    with pytest.raises(SystemExit) as exit_info:
-        main(["synth", str(target), "--seconds", "2", "--seed", "1", "--force", "--workers", "1"])
-    assert exit_info.value.code == 0
+    (target / "keep.txt").unlink()
+    umask = os.umask(0o022)
+    try:
+        for seed in ("0", "1"):  # the second run replaces the first dataset
+            with pytest.raises(SystemExit) as exit_info:
+                main(["synth", str(target), "--seconds", "2", "--seed", seed, "--force", "--workers", "1"])
+            assert exit_info.value.code == 0
+    finally:
+        os.umask(umask)
     out = capsys.readouterr().out
     assert "5 videos, 6 trials" in out and "synth.json" in out
-    assert not (target / "keep.txt").exists() and (target / "synth.json").is_file()
+    assert json.loads((target / "synth.json").read_text())["seed"] == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # no temporary folders left behind
+    # Readable by other accounts: the umask's 0755/0644, not mkdtemp's 0700.
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in [target, *target.rglob("*")] if p.is_dir()}
+    assert modes == {0o755}
+    assert {stat.S_IMODE(p.stat().st_mode) for p in target.rglob("*") if p.is_file()} == {0o644}
+
+
+def test_a_killed_generation_is_cleaned_up_by_the_next_run(tmp_path: Path) -> None:
+    target = tmp_path / "data"
+    code = (
+        "import os\n"
+        "from edgeaff.synth import dataset\n"
+        "def render(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), 9)\n"
+        "dataset.render_video = render\n"
+        f"dataset.generate_dataset({str(target)!r}, seconds=2.0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == -9
+    left = [p for p in tmp_path.iterdir() if p.name.startswith(".data.partial-")]
+    assert len(left) == 1
+    foreign = tmp_path / ".data.partial-mine"
+    foreign.mkdir()
+    generate_dataset(target, seconds=2.0, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".data.partial-mine", "data"]
 
 
 def test_a_failed_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +110,10 @@ def test_a_failed_generation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
         (["--size", "huge"], "unknown preset 'huge'; choose one of: small, demo"),
         (["--videos", "4"], "--videos must be at least 5"),
         (["--seconds", "0.5"], "--seconds must be between 2 and 600"),
-        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "0"], "--workers must be between 1 and"),
+        (["--workers", "100000"], "one per core at most"),
+        (["--seed", "-1"], "--seed must be between 0 and 4294967295"),
+        (["--videos", "1000"], "--videos must be at most 200"),
     ],
 )
 def test_bad_options_are_one_line_errors(

@@ -118,6 +118,21 @@ def test_unknown_schema_and_foreign_files_are_refused(saved: tuple[torch.nn.Modu
         load_checkpoint(tmp_path / "absent.safetensors")
 
 
+def test_checkpoints_get_the_umask_mode(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    model = build_model(model_config("unimodal", backbone="ir-tiny", fusion=None))
+    umask = os.umask(0o022)
+    try:
+        save_checkpoint(model, tmp_path / "run" / "fold.safetensors", dimension="valence")
+    finally:
+        os.umask(umask)
+    # safetensors writes a new private file; the checkpoint must still be readable by another account (0644).
+    assert stat.S_IMODE((tmp_path / "run" / "fold.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "run").stat().st_mode) == 0o755
+
+
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = build_model(model_config("unimodal", backbone="ir-tiny", fusion=None))
     path = tmp_path / "fold.safetensors"

@@ -133,6 +133,20 @@ def test_option_validation(unimodal_file: Path, tmp_path: Path, capsys) -> None:
     assert code == 0
 
 
+def test_force_never_overwrites_the_source_or_a_foreign_file(unimodal_file: Path, tmp_path: Path, capsys) -> None:
+    source_bytes = unimodal_file.read_bytes()
+    options = ["--model", "unimodal", "--dim", "valence", "--force"]
+    code, text = run_cli(["convert-reference", str(unimodal_file), "-o", str(unimodal_file), *options], capsys)
+    assert code == 2 and "is the source checkpoint itself" in text and "Traceback" not in text
+    assert unimodal_file.read_bytes() == source_bytes
+    notes = tmp_path / "notes.safetensors"
+    notes.write_text("my notes")
+    code, text = run_cli(["convert-reference", str(unimodal_file), "-o", str(notes), *options], capsys)
+    assert code == 2 and "is not an edgeaff fold checkpoint" in text and notes.read_text() == "my notes"
+    code, text = run_cli(["convert-reference", str(unimodal_file), "-o", str(notes), *options, "--fold", "6"], capsys)
+    assert code == 2 and "--fold must be between 0 and 5, got 6" in text
+
+
 def test_inspect_prints_the_metadata(unimodal_file: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "o.safetensors"
     run_cli(

@@ -14,12 +14,14 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from process_tools import alive, children, wait_for
 
 from edgeaff.runtime.audio.logmel import log_mel
 from edgeaff.runtime.audio.mfcc_toolkit import mfcc39_opensmile
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.io.audio_track import decode_audio
 from edgeaff.runtime.io.media import probe_media
+from edgeaff.runtime.limits import usable_cores
 from edgeaff.train.prepare import prepare_dataset
 from edgeaff.train.vggish import load_vggish
 
@@ -131,6 +133,18 @@ def test_prepare_writes_exactly_the_reference_rows_and_alignment(raw: Path, prep
     assert len(folds["folds"]) == 6
 
 
+def test_prepared_folders_and_files_get_the_umask_modes(prepared: Path) -> None:
+    import stat
+
+    from edgeaff.runtime.files import current_umask
+
+    mask = current_umask()
+    trial = next(p for p in prepared.iterdir() if (p / "trial.json").is_file())
+    assert stat.S_IMODE(trial.stat().st_mode) == 0o777 & ~mask  # built in a mkdtemp folder (0700) and renamed
+    assert {stat.S_IMODE(p.stat().st_mode) for p in trial.iterdir()} == {0o666 & ~mask}
+    assert stat.S_IMODE((prepared / "dataset.json").stat().st_mode) == 0o666 & ~mask
+
+
 def test_kill_and_rerun_gives_the_uninterrupted_result(raw: Path, prepared: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed"
     command = [sys.executable, "-m", "edgeaff.cli", "prepare", str(raw), str(out), "--vggish-weights", WEIGHTS]
@@ -151,6 +165,59 @@ def test_kill_and_rerun_gives_the_uninterrupted_result(raw: Path, prepared: Path
             assert np.array_equal(np.load(out / trial / f"{name}.npy"), np.load(prepared / trial / f"{name}.npy"))
     a, b = (json.loads((d / "dataset.json").read_text()) for d in (out, prepared))
     assert a["trials"] == b["trials"] and a["feature_spec"] == b["feature_spec"]
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="--workers 2 needs two cores")
+def test_sigkill_of_a_parallel_prepare_leaves_no_worker_and_a_rerun_finishes(raw: Path, tmp_path: Path) -> None:
+    out = tmp_path / "parallel"
+    command = [sys.executable, "-m", "edgeaff.cli", "prepare", str(raw), str(out), "--vggish-weights", WEIGHTS]
+    process = subprocess.Popen([*command, "--workers", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = wait_for(
+            lambda: (
+                (out.is_dir() and any((p / "trial.json").exists() for p in out.iterdir())) or process.poll() is not None
+            ),
+            300,
+        )
+        assert started and process.poll() is None, "prepare finished before it could be killed"
+        workers = children(process.pid)
+        assert len(workers) >= 2
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        # Without the parent-death signal the workers go on writing trials into `out` and then idle for good.
+        assert wait_for(lambda: not any(alive(pid) for pid in workers), 15), [p for p in workers if alive(p)]
+    finally:
+        process.kill()
+        process.wait()
+    foreign = out / ".tmp-notes"  # named like a work folder, but not made by edgeaff: a rerun must keep it
+    foreign.mkdir()
+    result = subprocess.run([*command, "--workers", "2"], capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".tmp-notes"]
+    truth = json.loads((raw / "synth.json").read_text())
+    assert sorted(json.loads((out / "dataset.json").read_text())["trials"]) == sorted(truth["trials"])
+
+
+def test_a_trial_finished_by_another_process_is_kept(tmp_path: Path) -> None:
+    from edgeaff.train.prepare import _publish_trial
+
+    done = tmp_path / "t1"
+    done.mkdir()
+    (done / "trial.json").write_text("{}")
+    built = tmp_path / ".tmp-t1-x"
+    built.mkdir()
+    (built / "trial.json").write_text('{"again": 1}')
+    _publish_trial(built, done)  # a killed run's orphan finished it first: same arrays, keep that one
+    assert not built.exists() and (done / "trial.json").read_text() == "{}"
+    other = tmp_path / "t2"
+    other.mkdir()
+    (other / "mine.txt").write_text("x")
+    built.mkdir()
+    (built / "trial.json").write_text("{}")
+    with pytest.raises(InvalidInputError, match="is not a prepared trial"):
+        _publish_trial(built, other)
+    assert (other / "mine.txt").read_text() == "x"
 
 
 def test_bad_trials_are_reported_and_skipped(raw: Path, tmp_path: Path) -> None:

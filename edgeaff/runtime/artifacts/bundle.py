@@ -16,7 +16,6 @@ file for a graph uses that graph's ``fp32`` file.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
@@ -36,8 +35,10 @@ from edgeaff.runtime.artifacts.manifest import (
     StreamingEntry,
 )
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.files import read_json, sha256_file
 from edgeaff.runtime.spec import FeatureSpec
+
+MANIFEST_MAX_BYTES = 16 * 1024 * 1024
 
 
 class BundleError(InvalidInputError):
@@ -192,8 +193,8 @@ def read_manifest(root: Path) -> Manifest:
     if not manifest_path.is_file():
         raise BundleError(f"{root} is not a complete bundle (no {MANIFEST_NAME}); re-run 'edgeaff export'")
     try:
-        document = json.loads(manifest_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = read_json(manifest_path, max_bytes=MANIFEST_MAX_BYTES)
+    except InvalidInputError as exc:
         raise _fail(root, f"cannot read {MANIFEST_NAME} ({exc})") from None
     if not isinstance(document, dict) or document.get("format") != BUNDLE_FORMAT:
         raise _fail(root, f"{MANIFEST_NAME} is not an edgeaff bundle manifest")

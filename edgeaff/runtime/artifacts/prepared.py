@@ -18,7 +18,6 @@ layout: training, export (calibration, accuracy) and ``edgeaff infer --prepared`
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from edgeaff.runtime.artifacts.manifest import Dimension
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.files import read_json
 from edgeaff.runtime.spec import FeatureSpec
 
 DATASET_FORMAT = "edgeaff-prepared-dataset"
@@ -116,6 +116,17 @@ def load_trial_arrays(trial_dir: str | Path, *, spec: FeatureSpec | None = None,
     return TrialArrays(frame=frame, mfcc=mfcc, vggish=vggish, label=label)
 
 
+def check_trial_name(name: object, *, where: Path) -> str:
+    """A trial name from ``dataset.json``: a plain folder name inside the dataset (no separators, not ``.``/``..``).
+
+    Raises:
+        InvalidInputError: any other name (it would point outside the dataset folder).
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise InvalidInputError(f"{where}: trial name {name!r} is not a plain folder name inside the dataset")
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class PreparedDataset:
     """A prepared dataset directory: its description and lazy access to trials."""
@@ -148,10 +159,7 @@ def load_prepared_dataset(root: str | Path) -> PreparedDataset:
     path = directory / "dataset.json"
     if not path.is_file():
         raise InvalidInputError(f"{directory} is not a prepared dataset (no dataset.json); run 'edgeaff prepare' first")
-    try:
-        document = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"{path}: corrupt JSON ({exc})") from None
+    document = read_json(path)
     if not isinstance(document, dict) or document.get("format") != DATASET_FORMAT:
         raise InvalidInputError(f"{path}: not an edgeaff prepared dataset")
     if document.get("schema_version") != DATASET_SCHEMA_VERSION:
@@ -161,7 +169,7 @@ def load_prepared_dataset(root: str | Path) -> PreparedDataset:
         )
     try:
         trials = {
-            name: TrialInfo(
+            check_trial_name(name, where=path): TrialInfo(
                 name=name,
                 partition=str(info["partition"]),
                 length=int(info["length"]),
@@ -171,11 +179,7 @@ def load_prepared_dataset(root: str | Path) -> PreparedDataset:
             )
             for name, info in document["trials"].items()
         }
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{path}: malformed trial entry ({exc!r})") from None
-    return PreparedDataset(
-        root=directory,
-        feature_spec=FeatureSpec.from_dict(document["feature_spec"]),
-        trials=trials,
-        document=document,
-    )
+        feature_spec = FeatureSpec.from_dict(document["feature_spec"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise InvalidInputError(f"{path}: malformed dataset description ({exc!r}); re-run 'edgeaff prepare'") from None
+    return PreparedDataset(root=directory, feature_spec=feature_spec, trials=trials, document=document)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import os
 from collections.abc import Mapping
 from types import TracebackType
 
@@ -63,24 +62,6 @@ class Device:
 
 
 MAX_CUDA_DEVICE = 63
-
-
-def max_threads() -> int:
-    """The most compute threads a graph may be given: the cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def check_threads(threads: int | None, *, option: str = "--threads") -> int | None:
-    """``threads`` if it is ``None`` or 1..:func:`max_threads`; raises :class:`InvalidInputError` otherwise."""
-    if threads is None:
-        return None
-    limit = max_threads()
-    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= limit:
-        raise InvalidInputError(f"{option} must be 1..{limit} (the cores this process may use), got {threads}")
-    return threads
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,8 +25,9 @@ from typing import Any
 
 from edgeaff.runtime.artifacts.bundle import Bundle
 from edgeaff.runtime.artifacts.manifest import Precision
-from edgeaff.runtime.backends.base import MAX_CUDA_DEVICE, Backend, Runner, check_threads
+from edgeaff.runtime.backends.base import MAX_CUDA_DEVICE, Backend, Runner
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.limits import check_threads
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +38,7 @@ class BackendOptions:
         backend: a :class:`Backend` (or its name).
         precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`Precision` or its name; stored as a
             :class:`Precision`); must be one the bundle provides.
-        threads: ONNX Runtime intra-op threads per graph, 1..the cores present (``None``: ONNX Runtime's default).
+        threads: ONNX Runtime intra-op threads per graph, 1..4 × the usable cores (``None``: ONNX Runtime's default).
         engine_cache: TensorRT engine cache directory (``None``: ``$EDGEAFF_CACHE_DIR/engines``).
         shapes: dynamic-axis ranges overriding the defaults, as given to ``edgeaff build-engines --shape``.
         device: CUDA device ordinal.

@@ -12,6 +12,10 @@ Layout of the cache directory (``edgeaff.runtime.engines.paths.engine_cache_dir(
 A lookup trusts nothing: a missing or unreadable sidecar, a sidecar of another key, an engine whose sha256 differs
 from the sidecar, or an engine TensorRT cannot deserialise is logged with its reason and rebuilt. Files are written
 atomically (temporary file + rename), the engine before its sidecar, so a reader never accepts a partial engine.
+
+Listing and clearing look only at files named like an entry (:data:`ENTRY_ID`); clearing removes an entry only
+when its sidecar is readable and names that engine, and timing caches only as ``timing/*.timing`` files. Pointed at
+any other folder (a bundle, a training run) it removes nothing and says why.
 """
 
 from __future__ import annotations
@@ -30,14 +34,16 @@ from pathlib import Path
 from typing import Generic, Protocol, TypeVar
 
 import edgeaff
-from edgeaff.runtime.engines.key import EngineKey, EngineRecord
+from edgeaff.runtime.engines.key import SIDECAR_MAX_BYTES, EngineKey, EngineRecord
 from edgeaff.runtime.engines.paths import engine_cache_dir
 from edgeaff.runtime.engines.spec import (
     BuildEnvironment,
     EngineBuildError,
     EngineLoadError,
     EngineRequest,
+    Precision,
 )
+from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
 
 log = logging.getLogger("edgeaff.engines")
@@ -46,6 +52,11 @@ T = TypeVar("T")
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-") or "graph"
+
+
+ENTRY_ID = re.compile(r"[A-Za-z0-9_-]+\.(?:" + "|".join(p.value for p in Precision) + r")\.[0-9a-f]{16}")
+"""What an entry's file stem looks like: ``<graph slug>.<precision>.<first 16 hex digits of the key>``."""
+ENTRY_PATTERN = "<graph>.<precision>.<16 hex digits>.engine with its .json sidecar"
 
 
 class TimingCacheFile:
@@ -99,7 +110,11 @@ class CachedEngine(Generic[T]):
 
 @dataclasses.dataclass(frozen=True)
 class CacheEntry:
-    """One engine in the cache directory as :meth:`EngineCache.entries` finds it."""
+    """One engine in the cache directory as :meth:`EngineCache.entries` finds it.
+
+    ``recognised``: its sidecar is readable and names this entry's engine file, so :meth:`EngineCache.clear` may
+    remove it; entries that only look like one by name are listed with their problem and left alone.
+    """
 
     entry_id: str
     engine_path: Path | None
@@ -108,14 +123,23 @@ class CacheEntry:
     problem: str | None
     size_bytes: int
 
+    @property
+    def recognised(self) -> bool:
+        """Whether the entry's sidecar is readable and describes this engine file."""
+        return self.record is not None and self.record.engine_file == f"{self.entry_id}.engine"
+
 
 @dataclasses.dataclass(frozen=True)
 class ClearReport:
-    """What :meth:`EngineCache.clear` removed, and what it left because a build held its lock."""
+    """What :meth:`EngineCache.clear` removed, what it left because a build held its lock, and what it left because
+    it does not recognise it as a cache entry (``unrecognised``: entry-like names without a valid sidecar;
+    ``other_files``: everything else in the folder)."""
 
     removed: tuple[str, ...]
     busy: tuple[str, ...]
     bytes_freed: int
+    unrecognised: tuple[str, ...] = ()
+    other_files: tuple[str, ...] = ()
 
 
 class EngineCache:
@@ -274,11 +298,13 @@ class EngineCache:
             os.close(fd)  # closing the descriptor releases the lock
 
     def entries(self) -> list[CacheEntry]:
-        """Every engine (or orphan sidecar) in the cache directory, sorted by id."""
+        """Every engine (or orphan sidecar) in the cache directory, sorted by id: files named like an entry only."""
         if not self.directory.is_dir():
             return []
         ids = {
-            p.stem for p in self.directory.iterdir() if p.suffix in (".engine", ".json") and not p.name.startswith(".")
+            p.stem
+            for p in self.directory.iterdir()
+            if p.suffix in (".engine", ".json") and ENTRY_ID.fullmatch(p.stem) and p.is_file() and not p.is_symlink()
         }
         found = []
         for entry_id in sorted(ids):
@@ -286,14 +312,17 @@ class EngineCache:
             record: EngineRecord | None = None
             problem: str | None = None
             try:
-                record = EngineRecord.from_json(sidecar.read_text())
+                record = EngineRecord.from_json(_read_sidecar_text(sidecar))
             except FileNotFoundError:
                 problem = "no sidecar"
             except (OSError, ValueError, TypeError) as exc:
                 problem = f"unreadable sidecar ({exc})"
+            if record is not None and record.engine_file != f"{entry_id}.engine":
+                problem = f"its sidecar describes another engine file ({record.engine_file!r})"
+                record = None
             if problem is None and not engine.exists():
                 problem = "engine file missing"
-            size = sum(p.stat().st_size for p in (engine, sidecar) if p.exists())
+            size = sum(p.stat().st_size for p in (engine, sidecar) if p.is_file())
             found.append(
                 CacheEntry(
                     entry_id,
@@ -307,17 +336,36 @@ class EngineCache:
         return found
 
     def clear(self, *, keep: Callable[[EngineRecord], bool] | None = None, timing_caches: bool = False) -> ClearReport:
-        """Remove engines (those ``keep`` does not keep), skipping any whose build is running right now.
+        """Remove recognised engines (those ``keep`` does not keep), skipping any whose build is running right now.
+
+        Only entries with a readable sidecar that names their engine file are removed (:attr:`CacheEntry.recognised`);
+        nothing else in the folder is touched.
 
         Args:
             keep: entries whose record it accepts stay (e.g. those of the current TensorRT and GPU).
-            timing_caches: also remove the timing caches.
+            timing_caches: also remove the timing caches (``timing/*.timing``).
+
+        Raises:
+            InvalidInputError: the folder holds files but not one cache entry (a bundle, a run, any other folder):
+                nothing is removed.
         """
         removed: list[str] = []
         busy: list[str] = []
         freed = 0
-        for entry in self.entries():
-            if keep is not None and entry.record is not None and keep(entry.record):
+        entries = self.entries()
+        unrecognised = tuple(entry.entry_id for entry in entries if not entry.recognised)
+        other = self._other_files(entries)
+        if other and not any(entry.recognised for entry in entries):
+            shown = ", ".join(other[:3]) + (", ..." if len(other) > 3 else "")
+            raise InvalidInputError(
+                f"{self.directory} is not an engine cache: it holds {len(other)} other file(s) ({shown}) and no "
+                f"entry ({ENTRY_PATTERN}); nothing was removed. Give the cache folder with --cache"
+            )
+        for entry in entries:
+            if not entry.recognised:
+                continue
+            assert entry.record is not None
+            if keep is not None and keep(entry.record):
                 continue
             lock_path = self.lock_path(entry.entry_id)
             lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -330,11 +378,27 @@ class EngineCache:
                 removed.append(entry.entry_id)
             finally:
                 os.close(fd)
-        if timing_caches and (self.directory / "timing").is_dir():
-            for path in (self.directory / "timing").iterdir():
-                freed += path.stat().st_size
-                path.unlink()
-        return ClearReport(tuple(removed), tuple(busy), freed)
+        timing = self.directory / "timing"
+        if timing_caches and timing.is_dir() and not timing.is_symlink():
+            for path in timing.glob("*.timing"):
+                if path.is_file() and not path.is_symlink():
+                    freed += path.stat().st_size
+                    path.unlink()
+        return ClearReport(tuple(removed), tuple(busy), freed, unrecognised, tuple(other))
+
+    def _other_files(self, entries: list[CacheEntry]) -> list[str]:
+        """Names in the cache folder that belong to no entry and are not the cache's own folders or temporaries."""
+        if not self.directory.is_dir():
+            return []
+        own = {p.name for entry in entries for p in (entry.engine_path, entry.sidecar_path) if p is not None}
+        names = []
+        for path in sorted(self.directory.iterdir()):
+            if path.name in own or (path.name in ("locks", "timing") and path.is_dir() and not path.is_symlink()):
+                continue
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                continue  # an atomic write in progress (or killed) of this cache
+            names.append(path.name)
+        return names
 
     def _remove(self, entry_id: str) -> int:
         freed = 0
@@ -348,9 +412,18 @@ class EngineCache:
         return freed
 
 
+def _read_sidecar_text(path: Path) -> str:
+    """A sidecar's text, refusing files larger than any sidecar (raises ``ValueError``)."""
+    with open(path, "rb") as handle:
+        data = handle.read(SIDECAR_MAX_BYTES + 1)
+    if len(data) > SIDECAR_MAX_BYTES:
+        raise ValueError(f"larger than {SIDECAR_MAX_BYTES} bytes")
+    return data.decode("utf-8")
+
+
 def _read_sidecar(path: Path, key: EngineKey) -> EngineRecord | str:
     try:
-        record = EngineRecord.from_json(path.read_text())
+        record = EngineRecord.from_json(_read_sidecar_text(path))
     except FileNotFoundError:
         return "the cached engine has no sidecar"
     except (OSError, ValueError, TypeError) as exc:

@@ -26,10 +26,11 @@ from typing import Any
 
 from edgeaff.runtime.engines.spec import BuildEnvironment, EngineRequest
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import sha256_file
+from edgeaff.runtime.files import parse_json, sha256_file
 
 KEY_SCHEMA = 1
 SIDECAR_SCHEMA = 1
+SIDECAR_MAX_BYTES = 1 << 20
 
 
 def _canonical(data: Any) -> bytes:
@@ -107,7 +108,10 @@ class EngineRecord:
     @classmethod
     def from_json(cls, text: str) -> EngineRecord:
         """Parse a sidecar; raises ``ValueError`` with the reason when it is not one this version wrote."""
-        data = json.loads(text)
+        try:
+            data = parse_json(text, source="sidecar", max_bytes=SIDECAR_MAX_BYTES)
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
         if not isinstance(data, dict) or data.get("schema") != SIDECAR_SCHEMA:
             raise ValueError(f"unknown sidecar schema {data.get('schema') if isinstance(data, dict) else data!r}")
         names = {f.name for f in dataclasses.fields(cls)}

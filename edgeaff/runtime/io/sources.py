@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import re
+import hashlib
+import unicodedata
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
 import numpy as np
 
-from edgeaff.runtime.errors import EdgeaffError
+from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 
 
 class SourceKind(str, enum.Enum):
@@ -94,8 +96,11 @@ class SourceInfo:
         audio_note: why there is no audio, when there is none.
         fps: nominal frame rate (``None`` when unknown).
         frame_count: frames expected (files and folders), ``None`` for live sources.
-        width: frame width, if known.
+        width: frame width, if known (of the frames as delivered, i.e. upright).
         height: frame height, if known.
+        rotation: counter-clockwise quarter turn in degrees (0, 90, 180, 270) the source applied to the stored
+            frames to deliver them upright (a video's display matrix; phone videos), 0 when none.
+        mirrored: whether a left-right mirror was applied after that turn (display matrices can ask for one).
     """
 
     kind: SourceKind
@@ -108,6 +113,8 @@ class SourceInfo:
     frame_count: int | None
     width: int | None = None
     height: int | None = None
+    rotation: int = 0
+    mirrored: bool = False
 
     @property
     def aligned_faces(self) -> bool:
@@ -139,10 +146,103 @@ class Source(Protocol):
     def __iter__(self) -> Iterator[VideoFrame | AudioChunk]: ...
 
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+STEM_MAX_BYTES = 120
+"""Longest stem in UTF-8 bytes: with a hash suffix and ``.overlay.mp4`` it stays far below the usual 255."""
+_HASH_CHARS = 8
 
 
-def safe_name(text: str) -> str:
-    """``text`` reduced to characters that are safe in a file name (``_`` for runs of others)."""
-    cleaned = _SAFE.sub("_", text).strip("._")
-    return cleaned or "source"
+def _keep(character: str) -> bool:
+    """Letters and digits of any script (``表``, ``é``, ``٣``), and ``-``; nothing that is a separator or control."""
+    return character.isalnum() or character == "-"
+
+
+def safe_stem(text: str) -> str:
+    """A file-name stem for outputs made from ``text`` (a source's file name or a URI): readable and confined.
+
+    The rule:
+
+    * the text is NFC-normalised; letters and digits of every script, ``-`` and single dots between them are
+      kept (``表情.mp4`` gives ``表情`` from its stem ``表情``), every other run of characters (spaces, ``/``,
+      ``\\``, ``:``, control characters, dots at either end) becomes one ``_``, and ``_`` at either end is dropped;
+    * so the result never holds a path separator, never starts with a dot or ``-``, is never ``.`` or ``..`` and is
+      never absolute; it is at most :data:`STEM_MAX_BYTES` bytes of UTF-8;
+    * **collision-free**: when the text had to be changed in any way (or was empty), ``-`` and the first 8 hex digits
+      of the sha256 of the original text are appended, so two different names never give the same stem
+      (``a b`` → ``a_b-<hash>``, while ``a_b`` stays ``a_b``). Unchanged names stay exactly as they were.
+
+    Example:
+        >>> safe_stem("表情")
+        '表情'
+        >>> safe_stem("clip_01")
+        'clip_01'
+        >>> safe_stem("../etc/passwd").startswith("etc_passwd-")
+        True
+    """
+    original = str(text)
+    normal = unicodedata.normalize("NFC", original)
+    pieces: list[str] = []
+    pending = False  # a run of characters to replace
+    for character in normal:
+        if _keep(character) or (character == "." and pieces and not pending):
+            if pending and pieces:
+                pieces.append("_")
+            pending = False
+            pieces.append(character)
+        else:
+            pending = True
+    stem = "".join(pieces)
+    while stem and stem[-1] in "._":
+        stem = stem[:-1]
+    while ".." in stem:
+        stem = stem.replace("..", ".")
+    stem = stem.lstrip("._-")  # nothing hidden, nothing a command line takes for an option
+    encoded = stem.encode("utf-8")
+    if len(encoded) > STEM_MAX_BYTES:
+        stem = encoded[:STEM_MAX_BYTES].decode("utf-8", errors="ignore")
+    if stem == original and stem:
+        return stem
+    digest = hashlib.sha256(original.encode("utf-8", errors="surrogatepass")).hexdigest()[:_HASH_CHARS]
+    return f"{stem or 'source'}-{digest}"
+
+
+safe_name = safe_stem
+"""The former name of :func:`safe_stem` (the same rule)."""
+
+
+def resolve_output_name(output_dir: str | Path, name: str) -> Path:
+    """The path prefix ``OUTPUT_DIR/NAME`` of a run's result files, refusing a ``--name`` that would leave ``-o``.
+
+    ``name`` is used as given when it is a plain, safe stem (:func:`safe_stem` leaves it unchanged); anything that
+    holds a path separator, is ``.``/``..``, absolute, hidden, empty, or has characters that need replacing is
+    refused, with the safe stem it could use instead, rather than silently rewritten.
+
+    Args:
+        output_dir: the ``-o`` folder.
+        name: the requested stem (``--name``).
+
+    Returns:
+        ``output_dir / name`` (the caller appends ``.csv``, ``.json``, ...).
+
+    Raises:
+        InvalidInputError: a name that is not a plain stem inside ``output_dir``.
+
+    Example:
+        >>> resolve_output_name("out", "clip01").as_posix()
+        'out/clip01'
+    """
+    text = str(name)
+    if not text or text in (".", "..") or "/" in text or "\\" in text or Path(text).is_absolute():
+        raise InvalidInputError(
+            f"--name {text!r} must be a plain file-name stem inside -o (no '/', '\\', '..' or absolute path), "
+            f"e.g. {safe_stem(Path(text).name or text)!r}"
+        )
+    if safe_stem(text) != text:
+        raise InvalidInputError(
+            f"--name {text!r} has characters that are unsafe in a file name or starts with a dot; use letters, "
+            f"digits, '-', '_' and inner dots, e.g. {safe_stem(text)!r}"
+        )
+    directory = Path(output_dir)
+    target = directory / text
+    if not target.resolve().parent == directory.resolve():
+        raise InvalidInputError(f"--name {text!r} would write outside {directory}")
+    return target

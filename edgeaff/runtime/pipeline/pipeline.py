@@ -27,6 +27,7 @@ from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.io.open import open_source
 from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
 from edgeaff.runtime.io.sources import Source, SourceInfo
+from edgeaff.runtime.limits import check_timeout
 from edgeaff.runtime.pipeline.graphs import GraphSet, Instrument
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
 from edgeaff.runtime.pipeline.processor import FrameProcessor, Notes
@@ -36,7 +37,6 @@ from edgeaff.runtime.pipeline.timing import StageTimer
 
 _BACKEND_FIELDS = {f.name for f in dataclasses.fields(BackendOptions)}
 _PIPELINE_FIELDS = {f.name for f in dataclasses.fields(PipelineOptions)} - {"backend"}
-MAX_TIMEOUT_S = 3600.0
 
 
 class Pipeline:
@@ -155,7 +155,7 @@ class Pipeline:
             source: what to read.
             fps: frame rate of a folder of face images.
             audio: audio (any media file) for a folder of face images.
-            timeout_s: live sources: longest wait for a frame (0 < s <= 3600).
+            timeout_s: live sources: longest wait for a frame (0 < s <= 24 h).
             max_frames: stop after this many frames.
             timer: record the stages into this timer (default: a new one, :attr:`PipelineRun.timer`).
 
@@ -165,8 +165,7 @@ class Pipeline:
         Raises:
             InvalidInputError: an unknown or missing source, options that do not fit it (when the run opens).
         """
-        if not 0 < timeout_s <= MAX_TIMEOUT_S:
-            raise InvalidInputError(f"the source time-out must be in (0, {MAX_TIMEOUT_S:g}] s, got {timeout_s}")
+        check_timeout(timeout_s)
         if isinstance(source, (str, Path)):
             source = open_source(source, fps=fps, audio=audio, timeout_s=timeout_s)
         elif fps is not None or audio is not None:

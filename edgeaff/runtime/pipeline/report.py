@@ -73,6 +73,8 @@ def build_report(run: Reportable) -> dict[str, Any]:
             "fps": info.fps,
             "width": info.width,
             "height": info.height,
+            "rotation": info.rotation,
+            "mirrored": info.mirrored,
             "frames_declared": info.frame_count,
             "audio": info.has_audio,
             "audio_note": info.audio_note,
