@@ -218,6 +218,8 @@ class InferenceRun:
                     if item.final:
                         self.features.end_audio()
                     continue
+                if not isinstance(item, VideoFrame):
+                    continue  # a SourceGap of a reconnected live source: not marked in the outputs yet
                 self.timer.add("read", elapsed)
                 self._add_frame(item)
                 frames += 1
