@@ -122,7 +122,7 @@ class NetworkStreamSource:
             width=int(video.codec_context.width) or None,
             height=int(video.codec_context.height) or None,
         )
-        self._timeline = Timeline(fps=self.info.fps, sample_rate=self.sample_rate)
+        self._timeline = Timeline(fps=self.info.fps, sample_rate=self.sample_rate, audio=has_audio)
         self._entered = time.perf_counter()
         self._reader = LiveReader(
             self._produce, timeout_s=reader_timeout(self.timeout_s, self.reconnect), what=self.url

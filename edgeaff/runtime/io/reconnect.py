@@ -17,9 +17,10 @@ closing what it opened. :func:`reconnecting` reopens dropped sessions as a :clas
 * **Gaps.** Between the last frame before the drop and the first frame after it comes one :class:`SourceGap`
   (``start_s``, ``end_s`` the two frames' times).
 * **Audio.** Sample ``n`` of the delivered audio is at ``n / sample_rate`` s on the timeline, gaps included: a
-  session's audio sample 0 is placed at ``offset_k``, the stretch from where the audio stood up to there is filled
-  with silence (in chunks of at most one second), and audio that would overlap what was already delivered is cut.
-  The audio therefore never runs backwards or overlaps, and stays aligned with the frames.
+  session's audio sample 0 is placed at ``offset_k``; the stretch from where the audio stood up to there is filled
+  with silence (in chunks of at most one second, sent right after the gap, before the first frame after it), and
+  audio that would overlap what was already delivered is cut. The audio therefore never runs backwards or
+  overlaps, and stays aligned with the frames.
 """
 
 from __future__ import annotations
@@ -66,11 +67,14 @@ class Timeline:
     Args:
         fps: nominal frame rate, for the index estimate and the smallest step across a gap (``None``: unknown).
         sample_rate: audio samples per second.
+        audio: the source delivers audio: the silence of a gap is then sent with the gap, before the first frame
+            after it, so the frames before the gap need not wait for the new session's sound.
     """
 
-    def __init__(self, *, fps: float | None, sample_rate: int) -> None:
+    def __init__(self, *, fps: float | None, sample_rate: int, audio: bool = False) -> None:
         self.fps = fps if fps and fps > 0 else None
         self.sample_rate = sample_rate
+        self.audio = audio
         self.outages = Outages()
         self._offset = 0.0
         self._index_base = 0
@@ -100,6 +104,8 @@ class Timeline:
             self._start_session(item, outage)
             if outage is not None and self._last is not None:
                 yield self._gap(item, outage)
+                if self.audio and not self._audio_ended:
+                    yield from self._silence(round(self._offset * self.sample_rate) - self._audio_at)
             self._started = True
         t_s = self._offset + item.t_s
         if self._last is not None and t_s < self._last.t_s:

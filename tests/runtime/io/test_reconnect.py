@@ -202,7 +202,7 @@ def _join(timeline: Timeline, items: list[VideoFrame | AudioChunk], outage: Outa
 def test_audio_is_realigned_to_the_first_frame_after_a_gap(late_audio: bool) -> None:
     """Sample n of the joined audio is at n / rate s, gaps filled with silence, overlaps cut (never backwards)."""
     rate, fps = 1000, 10.0
-    timeline = Timeline(fps=fps, sample_rate=rate)
+    timeline = Timeline(fps=fps, sample_rate=rate, audio=True)
     # session 1: frames at 0 .. 0.9 s, arriving in real time from t=100; audio 0 .. 1.2 s (or only 0 .. 0.5 s)
     first_audio = 500 if late_audio else 1200
     session1: list[VideoFrame | AudioChunk] = [_frame(i, i / fps, 100 + i / fps) for i in range(10)]
@@ -233,11 +233,15 @@ def test_audio_is_realigned_to_the_first_frame_after_a_gap(late_audio: bool) -> 
     np.testing.assert_array_equal(audio, expected)
     assert max(len(c.samples) for c in chunks[:-1]) <= max(rate, first_audio, 300)  # silence comes in <= 1 s chunks
     assert chunks[-1].final and not chunks[-1].samples.size
+    # the gap's silence comes with the gap, before the first frame after it, not with the new session's sound
+    after_gap = out[out.index(gaps[0]) + 1 :]
+    first_frame = next(i for i, item in enumerate(after_gap) if isinstance(item, VideoFrame))
+    assert sum(len(item.samples) for item in after_gap[:first_frame]) == 3220 - first_audio
 
 
 def test_audio_overlapping_what_was_delivered_is_cut() -> None:
     rate = 1000
-    timeline = Timeline(fps=None, sample_rate=rate)
+    timeline = Timeline(fps=None, sample_rate=rate, audio=True)
     out = _join(timeline, [_frame(0, 0.0, 50.0), AudioChunk(_tone(0, 2000)), _frame(1, 0.5, 50.5)])
     timeline.new_session()
     outage = Outage(GapReason.STALLED, "silent", since=50.5)
