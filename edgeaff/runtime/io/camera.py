@@ -18,19 +18,15 @@ from __future__ import annotations
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import Any
 
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
-from edgeaff.runtime.io.live_reader import LiveReader, reader_timeout
-from edgeaff.runtime.io.reconnect import ReopenFailedError, Session, StreamLostError, Timeline, reconnecting
+from edgeaff.runtime.io.reconnect import ReconnectingSource, ReopenFailedError, Session, StreamLostError
 from edgeaff.runtime.io.sources import (
     GapReason,
-    Outages,
     ReconnectPolicy,
     SourceInfo,
-    SourceItem,
     SourceKind,
     VideoFrame,
     safe_name,
@@ -79,7 +75,7 @@ def csi_pipeline(sensor: str) -> str:
     )
 
 
-class CaptureSource:
+class CaptureSource(ReconnectingSource):
     """A camera read with ``cv2.VideoCapture`` in a background thread. Use through :func:`sources.open_source`.
 
     Args:
@@ -110,21 +106,8 @@ class CaptureSource:
         self.reconnect = reconnect
         self._opener = opener
         self._capture = capture
-        self._reader: LiveReader | None = None
-        self._timeline: Timeline | None = None
-        self._entered = 0.0
         name = f"csi{target.partition('?')[0]}" if kind is SourceKind.CSI else f"camera{safe_name(target)}"
         self.info = SourceInfo(kind, uri, safe_name(name), True, False, "cameras are read without audio", None, None)
-
-    @property
-    def dropped_frames(self) -> int:
-        """Frames dropped because the pipeline fell behind."""
-        return 0 if self._reader is None else self._reader.dropped_frames
-
-    @property
-    def outages(self) -> Outages:
-        """Reconnections and lost time so far."""
-        return Outages() if self._timeline is None else self._timeline.outages
 
     def _open(self) -> Any:
         if self._opener is not None:
@@ -156,43 +139,16 @@ class CaptureSource:
             self.kind, self.info.uri, self.info.name, True, False, self.info.audio_note,
             fps if fps > 0 else None, None, width or None, height or None,
         )  # fmt: skip
-        self._timeline = Timeline(fps=self.info.fps, sample_rate=1)
-        self._entered = time.perf_counter()
-        self._reader = LiveReader(
-            self._produce, timeout_s=reader_timeout(self.timeout_s, self.reconnect), what=self.info.uri
-        )
-        self._reader.start()
+        self._start()
         return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        # The reader thread owns the capture and releases it when it stops, which may be after a blocked read
-        # returns: releasing it here, under a read in progress, is not safe with every OpenCV backend.
-        if self._reader is not None:
-            self._reader.stop()
-
-    def __iter__(self) -> Iterator[SourceItem]:
-        if self._reader is None:
-            raise RuntimeError("CaptureSource: use it in a 'with' block before iterating")
-        return iter(self._reader)
 
     def _release(self) -> None:
         capture, self._capture = self._capture, None
         if capture is not None:
             capture.release()
 
-    def _produce(self, stopping: Callable[[], bool]) -> Iterator[SourceItem]:
-        try:
-            first = self._session(self._capture, stopping)
-            if self.reconnect is None:
-                yield from first
-                return
-            assert self._timeline is not None
-            yield from reconnecting(first, lambda: self._reopen(stopping), self._timeline, self.reconnect,
-                                    stopping=stopping, what=self.info.uri, started=self._entered)  # fmt: skip
-        finally:
-            self._release()  # a capture opened but never read
+    def _first_session(self, stopping: Callable[[], bool]) -> Session:
+        return self._session(self._capture, stopping)
 
     def _reopen(self, stopping: Callable[[], bool]) -> Session:
         try:

@@ -11,24 +11,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.io.audio_track import MonoResampler
-from edgeaff.runtime.io.live_reader import LiveReader, reader_timeout
 from edgeaff.runtime.io.media import ffmpeg_reason, import_av, opencv_fps
-from edgeaff.runtime.io.reconnect import ReopenFailedError, Session, StreamLostError, Timeline, reconnecting
+from edgeaff.runtime.io.reconnect import ReconnectingSource, ReopenFailedError, Session, StreamLostError
 from edgeaff.runtime.io.sources import (
     AudioChunk,
     GapReason,
-    Outages,
     ReconnectPolicy,
     SourceInfo,
-    SourceItem,
     SourceKind,
     VideoFrame,
     safe_name,
@@ -43,7 +39,7 @@ def _to_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-class NetworkStreamSource:
+class NetworkStreamSource(ReconnectingSource):
     """A network stream (``rtsp://``, or anything else FFmpeg opens) read live with PyAV in a background thread.
 
     Frame times are the stream's presentation times from the first frame (a frame without a timestamp is placed at
@@ -71,22 +67,9 @@ class NetworkStreamSource:
         self.sample_rate = sample_rate
         self.reconnect = reconnect
         self._container: Any = None
-        self._reader: LiveReader | None = None
-        self._timeline: Timeline | None = None
-        self._entered = 0.0
         name = safe_name(url.split("://", 1)[-1])
         kind = SourceKind.RTSP if url.lower().startswith("rtsp") else SourceKind.HTTP
         self.info = SourceInfo(kind, url, name, True, False, None, None, None)
-
-    @property
-    def dropped_frames(self) -> int:
-        """Frames dropped because the pipeline fell behind."""
-        return 0 if self._reader is None else self._reader.dropped_frames
-
-    @property
-    def outages(self) -> Outages:
-        """Reconnections and lost time so far."""
-        return Outages() if self._timeline is None else self._timeline.outages
 
     def _open(self) -> Any:
         av = import_av()
@@ -122,43 +105,19 @@ class NetworkStreamSource:
             width=int(video.codec_context.width) or None,
             height=int(video.codec_context.height) or None,
         )
-        self._timeline = Timeline(fps=self.info.fps, sample_rate=self.sample_rate, audio=has_audio)
-        self._entered = time.perf_counter()
-        self._reader = LiveReader(
-            self._produce, timeout_s=reader_timeout(self.timeout_s, self.reconnect), what=self.url
-        )
-        self._reader.start()
+        self._start(sample_rate=self.sample_rate)
         return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        # The reader thread owns the open container and closes it when it stops (closing it here, under a read
-        # in progress, would not be safe).
-        if self._reader is not None:
-            self._reader.stop()
-
-    def __iter__(self) -> Iterator[SourceItem]:
-        if self._reader is None:
-            raise RuntimeError("NetworkStreamSource: use it in a 'with' block before iterating")
-        return iter(self._reader)
 
     def _close_container(self) -> None:
         container, self._container = self._container, None
         if container is not None:
             container.close()
 
-    def _produce(self, stopping: Callable[[], bool]) -> Iterator[SourceItem]:
-        try:
-            first = self._session(self._container, stopping)
-            if self.reconnect is None:
-                yield from first
-                return
-            assert self._timeline is not None
-            yield from reconnecting(first, lambda: self._reopen(stopping), self._timeline, self.reconnect,
-                                    stopping=stopping, what=self.url, started=self._entered)  # fmt: skip
-        finally:
-            self._close_container()  # a session opened but never started
+    def _first_session(self, stopping: Callable[[], bool]) -> Session:
+        return self._session(self._container, stopping)
+
+    def _release(self) -> None:
+        self._close_container()
 
     def _reopen(self, stopping: Callable[[], bool]) -> Session:
         av = import_av()

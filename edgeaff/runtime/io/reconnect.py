@@ -29,15 +29,18 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from types import TracebackType
 
 import numpy as np
 
+from edgeaff.runtime.io.live_reader import LiveReader, reader_timeout
 from edgeaff.runtime.io.sources import (
     AudioChunk,
     GapReason,
     Outages,
     ReconnectPolicy,
     SourceGap,
+    SourceInfo,
     SourceItem,
     SourceTimeoutError,
     VideoFrame,
@@ -66,12 +69,12 @@ class Timeline:
 
     Args:
         fps: nominal frame rate, for the index estimate and the smallest step across a gap (``None``: unknown).
-        sample_rate: audio samples per second.
+        sample_rate: audio samples per second (irrelevant without audio).
         audio: the source delivers audio: the silence of a gap is then sent with the gap, before the first frame
             after it, so the frames before the gap need not wait for the new session's sound.
     """
 
-    def __init__(self, *, fps: float | None, sample_rate: int, audio: bool = False) -> None:
+    def __init__(self, *, fps: float | None, sample_rate: int = 16000, audio: bool = False) -> None:
         self.fps = fps if fps and fps > 0 else None
         self.sample_rate = sample_rate
         self.audio = audio
@@ -194,7 +197,7 @@ def reconnecting(
     first: Session,
     reopen: Callable[[], Session],
     timeline: Timeline,
-    policy: ReconnectPolicy,
+    policy: ReconnectPolicy | None,
     *,
     stopping: Callable[[], bool],
     what: str,
@@ -207,7 +210,8 @@ def reconnecting(
         reopen: opens a new session; raises :class:`ReopenFailedError` when it cannot (yet). Opening may also
             succeed and the session drop before its first frame: that counts as a failed attempt too.
         timeline: joins the sessions (and counts the outages).
-        policy: when to retry and when to give up.
+        policy: when to retry and when to give up; ``None``: the items of ``first`` as they come, its end or error
+            (the source without reconnection).
         stopping: true once the reader is asked to stop: the loop then returns at once.
         what: the source, for messages.
         started: ``time.perf_counter()`` when the source was entered (the give-up clock before any frame).
@@ -215,6 +219,9 @@ def reconnecting(
     Raises:
         SourceTimeoutError: no frame for ``policy.give_up_s`` after a drop, or the attempts ran out.
     """
+    if policy is None:
+        yield from first
+        return
     session: Session | None = first
     outage: Outage | None = None
     try:
@@ -276,3 +283,73 @@ def _reopen(
         except ReopenFailedError as exc:
             outage.last_error = str(exc)
     return None
+
+
+class ReconnectingSource:
+    """What cameras and network streams share: sessions read in a :class:`LiveReader` thread, reopened after a
+    drop when a policy is given, joined on one :class:`Timeline`, and counted.
+
+    A subclass sets :attr:`info`, :attr:`timeout_s` and :attr:`reconnect`, opens its first session in
+    ``__enter__`` and then calls :meth:`_start`; it provides :meth:`_first_session`, :meth:`_reopen` and
+    :meth:`_release`.
+    """
+
+    info: SourceInfo
+    timeout_s: float
+    reconnect: ReconnectPolicy | None
+    _reader: LiveReader | None = None
+    _timeline: Timeline | None = None
+    _entered = 0.0
+
+    @property
+    def dropped_frames(self) -> int:
+        """Frames dropped because the consumer fell behind."""
+        return 0 if self._reader is None else self._reader.dropped_frames
+
+    @property
+    def outages(self) -> Outages:
+        """Reconnections and lost time so far."""
+        return Outages() if self._timeline is None else self._timeline.outages
+
+    def _start(self, *, sample_rate: int = 16000) -> None:
+        """Start reading (the first session is open and :attr:`info` describes it)."""
+        self._timeline = Timeline(fps=self.info.fps, sample_rate=sample_rate, audio=self.info.has_audio)
+        self._entered = time.perf_counter()
+        self._reader = LiveReader(
+            self._produce, timeout_s=reader_timeout(self.timeout_s, self.reconnect), what=self.info.uri
+        )
+        self._reader.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # The reader thread owns the open container or capture and closes it when it stops, which may be after a
+        # blocked read returns: closing it here, under a read in progress, is not safe.
+        if self._reader is not None:
+            self._reader.stop()
+
+    def __iter__(self) -> Iterator[SourceItem]:
+        if self._reader is None:
+            raise RuntimeError(f"{type(self).__name__}: use it in a 'with' block before iterating")
+        return iter(self._reader)
+
+    def _produce(self, stopping: Callable[[], bool]) -> Iterator[SourceItem]:
+        assert self._timeline is not None
+        first = self._first_session(stopping)
+        try:
+            yield from reconnecting(first, lambda: self._reopen(stopping), self._timeline, self.reconnect,
+                                    stopping=stopping, what=self.info.uri, started=self._entered)  # fmt: skip
+        finally:
+            self._release()  # opened, but its session never started
+
+    def _first_session(self, stopping: Callable[[], bool]) -> Session:
+        """The session of what ``__enter__`` opened."""
+        raise NotImplementedError
+
+    def _reopen(self, stopping: Callable[[], bool]) -> Session:
+        """Open anew and return the new session; raise :class:`ReopenFailedError` when it cannot."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """Close what is open and not owned by a running session."""
+        raise NotImplementedError

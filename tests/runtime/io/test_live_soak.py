@@ -4,21 +4,13 @@ variant is ``benchmarks/soak.py``)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from live_soak import SoakSettings, run_soak
-from rtsp_server import rtsp_server_problem
 
 pytestmark = pytest.mark.slow
 
 
-def test_memory_and_descriptors_stay_flat_across_restarts() -> None:
-    problem = rtsp_server_problem()
-    if problem is not None:
-        if os.environ.get("CI"):  # CI installs the packages (.ci/run): a missing server there is a failure
-            pytest.fail(problem)
-        pytest.skip(problem)
+def test_memory_and_descriptors_stay_flat_across_restarts(rtsp_server_available: None) -> None:
     result = run_soak(SoakSettings(duration_s=40.0, restart_every_s=5.0, down_s=1.0, fps=120, sample_every_s=1.0))
 
     assert result.ended == "duration" and result.restarts >= 5

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from rtsp_server import RtspTestServer, rtsp_server_problem
+from rtsp_server import RtspTestServer
 
 from edgeaff.runtime.io.sources import (
     AudioChunk,
@@ -27,15 +27,6 @@ pytestmark = pytest.mark.slow
 RATE = 16000
 FRAMES_PER_RUN = 30  # frames read between two server restarts (1 s at 30 fps)
 DOWN_S = 1.0  # how long the server stays down
-
-
-@pytest.fixture(scope="module")
-def rtsp_server_available() -> None:
-    problem = rtsp_server_problem()
-    if problem is not None:
-        if os.environ.get("CI"):  # CI installs the packages (.ci/run): a missing server there is a failure
-            pytest.fail(problem)
-        pytest.skip(problem)
 
 
 def open_fds() -> int:
