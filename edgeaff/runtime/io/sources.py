@@ -64,7 +64,8 @@ class VideoFrame:
     """One decoded frame.
 
     Attributes:
-        index: 0-based number of the frame in the source (live sources skip the numbers of dropped frames).
+        index: 0-based number of the frame in the source (live sources skip the numbers of dropped frames and,
+            after a :class:`SourceGap`, of the frames estimated lost in it).
         t_s: presentation time in seconds (see the module docstring for each kind).
         image: (H, W, 3) uint8 BGR.
         arrival: ``time.perf_counter()`` when the frame was read (for latency).
@@ -107,7 +108,8 @@ class GapReason(str, enum.Enum):
 class SourceGap:
     """A stretch of a live source's timeline without frames: the stream dropped and was reconnected.
 
-    Yielded once per outage, after the last frame before the drop and just before the first frame after it.
+    Yielded once per outage, after the last frame before the drop and before the first frame after it (with, in
+    between, the silence that fills the gap on sources with audio).
 
     Attributes:
         start_s: time of the last frame before the drop (the source's timeline, as :attr:`VideoFrame.t_s`).
