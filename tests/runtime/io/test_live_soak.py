@@ -15,7 +15,7 @@ def test_memory_and_descriptors_stay_flat_across_restarts(rtsp_server_available:
 
     assert result.ended == "duration" and result.restarts >= 5
     assert result.restarts - 1 <= result.gaps <= result.restarts  # the last restart may still be reconnecting
-    assert result.frames > 120 * 15 and result.outages.reconnects == result.gaps
+    assert result.frames > 120 * 10 and result.outages.reconnects == result.gaps
     steady = [sample for sample in result.samples if sample.gaps >= 1]  # after the first reconnection
     assert len(steady) >= 15
     third = len(steady) // 3
