@@ -20,6 +20,7 @@ from edgeaff.cli.run_options import (
     FaceSelectOpt,
     HaarCascadeOpt,
     PrecisionOpt,
+    ReconnectOpt,
     ShapeOpt,
     ThreadsOpt,
     backend_options,
@@ -63,6 +64,7 @@ def infer_command(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up (up to 24 h).")
     ] = 10.0,
+    reconnect: ReconnectOpt = "on",
     fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of face images.")] = None,
     audio: Annotated[
         Path | None, typer.Option("--audio", help="Audio (any media file) for a folder of face images.")
@@ -76,7 +78,15 @@ def infer_command(
     device: DeviceOpt = None,
 ) -> None:
     """Predict valence/arousal per frame of a video, camera or stream with a bundle (torch-free)."""
-    from edgeaff.runtime import InvalidInputError, Outputs, Pipeline, resolve_output_name, write_results
+    from edgeaff.runtime import (
+        InvalidInputError,
+        Outputs,
+        Pipeline,
+        parse_reconnect,
+        resolve_output_name,
+        write_results,
+    )
+    from edgeaff.runtime.io.open import LIVE_KINDS, classify
 
     if (source is None) == (prepared is None):
         raise InvalidInputError("give either a SOURCE or --prepared TRIAL_DIR (exactly one)")
@@ -101,6 +111,7 @@ def infer_command(
             run = pipeline.run_prepared(prepared, max_frames=max_frames)
         else:
             assert source is not None
-            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, max_frames=max_frames)
+            policy = parse_reconnect(reconnect) if classify(source)[0].value in LIVE_KINDS else None
+            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, reconnect=policy, max_frames=max_frames)
         outputs = Outputs(per_model=per_model, overlay=overlay, plot=plot, live=live)
         write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo)

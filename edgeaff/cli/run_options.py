@@ -40,6 +40,15 @@ DetectEveryOpt = Annotated[
 ]
 FaceSelectOpt = Annotated[str, typer.Option("--face-select", help="Whom to follow: largest, center, left or right.")]
 ClipOpt = Annotated[str, typer.Option("--clip", help="Clip to [-1, 1]: late (after ensembling), early or none.")]
+ReconnectOpt = Annotated[
+    str,
+    typer.Option(
+        "--reconnect",
+        metavar="on|off|attempts=N,interval=S,backoff=X,max-interval=S,give-up=S",
+        help="Live sources: reopen a dropped stream with backoff (default on: 0.5 s doubling to 8 s, give up after "
+        "60 s without a frame); the frame after a gap is flagged gap=1.",
+    ),
+]
 BatchOpt = Annotated[
     int | None,
     typer.Option("--batch", help="Frames per visual graph call, 1..64 (default 16 offline, 1 in stream mode)."),

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.io.sources import STEM_MAX_BYTES, open_source, resolve_output_name, safe_stem
+from edgeaff.runtime.io.open import open_source
+from edgeaff.runtime.io.sources import STEM_MAX_BYTES, resolve_output_name, safe_stem
 
 TRICKY = [
     "表情",

@@ -6,6 +6,11 @@ error says so). ``csi://0?width=1920&height=1080&fps=30`` chooses the sensor mod
 
 Frames are read in a background thread (:class:`~edgeaff.runtime.io.live_reader.LiveReader`); their timestamps are
 arrival times from the first frame. Cameras have no audio here.
+
+With a :class:`ReconnectPolicy` a camera that fails a read (unplugged, a USB reset, a GStreamer pipeline error) or
+whose read returns only after ``timeout_s`` (the late frame is dropped: it may be stale) is released and reopened
+with backoff (:mod:`edgeaff.runtime.io.reconnect`); arrival times then keep counting from the very first frame. A
+read that never returns cannot be interrupted through OpenCV: then the reader's backstop time-out ends the source.
 """
 
 from __future__ import annotations
@@ -13,13 +18,19 @@ from __future__ import annotations
 import sys
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from types import TracebackType
+from collections.abc import Callable
 from typing import Any
 
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
-from edgeaff.runtime.io.live_reader import LiveReader
-from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
+from edgeaff.runtime.io.reconnect import ReconnectingSource, ReopenFailedError, Session, StreamLostError
+from edgeaff.runtime.io.sources import (
+    GapReason,
+    ReconnectPolicy,
+    SourceInfo,
+    SourceKind,
+    VideoFrame,
+    safe_name,
+)
 
 CSI_DEFAULTS = {"width": 1280, "height": 720, "fps": 30}
 
@@ -64,34 +75,43 @@ def csi_pipeline(sensor: str) -> str:
     )
 
 
-class CaptureSource:
+class CaptureSource(ReconnectingSource):
     """A camera read with ``cv2.VideoCapture`` in a background thread. Use through :func:`.open.open_source`.
 
     Args:
         kind: :attr:`SourceKind.CAMERA` or :attr:`SourceKind.CSI`.
         target: camera index or device path, or the CSI sensor (with options).
         uri: as the user gave it.
-        timeout_s: longest wait for a frame.
+        timeout_s: longest wait for a frame; with ``reconnect`` the camera then counts as lost.
         capture: an already created ``cv2.VideoCapture``-like object (tests, custom pipelines); ``None`` opens one.
+        reconnect: reopen a lost camera with this policy (``None``: the first failed read ends the source).
+        opener: makes a new ``cv2.VideoCapture``-like object, for the first open without ``capture`` and for every
+            reopen (tests, custom pipelines); ``None`` opens the camera ``target`` names.
     """
 
     def __init__(
-        self, kind: SourceKind, target: str, *, uri: str, timeout_s: float = 10.0, capture: Any = None
+        self,
+        kind: SourceKind,
+        target: str,
+        *,
+        uri: str,
+        timeout_s: float = 10.0,
+        capture: Any = None,
+        reconnect: ReconnectPolicy | None = None,
+        opener: Callable[[], Any] | None = None,
     ) -> None:
         self.kind = kind
         self.target = target
         self.timeout_s = timeout_s
+        self.reconnect = reconnect
+        self._opener = opener
         self._capture = capture
-        self._reader: LiveReader | None = None
         name = f"csi{target.partition('?')[0]}" if kind is SourceKind.CSI else f"camera{safe_name(target)}"
         self.info = SourceInfo(kind, uri, safe_name(name), True, False, "cameras are read without audio", None, None)
 
-    @property
-    def dropped_frames(self) -> int:
-        """Frames dropped because the pipeline fell behind."""
-        return 0 if self._reader is None else self._reader.dropped_frames
-
     def _open(self) -> Any:
+        if self._opener is not None:
+            return self._opener()
         cv2 = import_cv2()
         if self.kind is SourceKind.CSI:
             if not has_gstreamer(cv2):
@@ -119,40 +139,54 @@ class CaptureSource:
             self.kind, self.info.uri, self.info.name, True, False, self.info.audio_note,
             fps if fps > 0 else None, None, width or None, height or None,
         )  # fmt: skip
-        self._reader = LiveReader(self._produce, timeout_s=self.timeout_s, what=self.info.uri)
-        self._reader.start()
+        self._start()
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        # The reader thread owns the capture and releases it when it stops, which may be after a blocked read
-        # returns: releasing it here, under a read in progress, is not safe with every OpenCV backend.
-        if self._reader is not None:
-            self._reader.stop()
+    def _release(self) -> None:
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.release()
 
-    def __iter__(self) -> Iterator[VideoFrame | AudioChunk]:
-        if self._reader is None:
-            raise RuntimeError("CaptureSource: use it in a 'with' block before iterating")
-        return iter(self._reader)
+    def _first_session(self, stopping: Callable[[], bool]) -> Session:
+        return self._session(self._capture, stopping)
 
-    def _produce(self, stopping: Callable[[], bool]) -> Iterator[VideoFrame]:
-        capture = self._capture
+    def _reopen(self, stopping: Callable[[], bool]) -> Session:
+        try:
+            capture = self._open()
+        except EdgeaffError as exc:
+            raise ReopenFailedError(f"cannot reopen it: {exc}") from None
+        if not capture.isOpened():
+            capture.release()
+            raise ReopenFailedError("it cannot be opened")
+        self._capture = capture
+        return self._session(capture, stopping)
+
+    def _session(self, capture: Any, stopping: Callable[[], bool]) -> Session:
+        """One open capture's frames, on its own clock (arrival time from its first frame, index from 0)."""
         start: float | None = None
+        previous = time.perf_counter()
         index = 0
         try:
             while not stopping():
                 ok, image = capture.read()
                 arrival = time.perf_counter()
                 if not ok or image is None:
-                    if index == 0 and not stopping():
+                    if stopping():
+                        return
+                    if self.reconnect is not None:
+                        raise StreamLostError(GapReason.FAILED, "a read failed" if index else "no frame after opening")
+                    if index == 0:
                         raise EdgeaffError(f"the camera {self.info.uri} opened but delivers no frames")
                     return  # the device stopped delivering: end of stream
+                if self.reconnect is not None and arrival - previous > self.timeout_s:
+                    raise StreamLostError(GapReason.STALLED, f"no frame for {arrival - previous:.1f} s")
+                previous = arrival
                 start = arrival if start is None else start
                 if image.ndim == 2:
                     image = image[:, :, None].repeat(3, axis=2)
                 yield VideoFrame(index, arrival - start, image[:, :, :3].copy(), arrival)
                 index += 1
         finally:
-            self._capture = None
+            if self._capture is capture:
+                self._capture = None
             capture.release()

@@ -5,8 +5,11 @@ busy. :class:`LiveReader` runs the blocking producer in a daemon thread and hand
 queue. The consumer waits at most ``timeout_s`` for each item, then raises
 :class:`~edgeaff.runtime.io.sources.SourceTimeoutError`; the producer's end is the end of the iteration, and a producer
 error is re-raised in the consumer. When the pipeline falls behind, the oldest queued *frame* is dropped (counted in
-:attr:`LiveReader.dropped_frames`) so latency stays bounded; audio chunks are never dropped, as they carry the audio
-timeline.
+:attr:`LiveReader.dropped_frames`) so latency stays bounded; audio chunks and gaps are never dropped, as they carry
+the timeline.
+
+With a reconnect policy the producer itself notices a silent stream and reopens it; the consumer's time-out is then
+only a backstop for a producer stuck in a read that cannot be interrupted (:func:`reader_timeout`).
 """
 
 from __future__ import annotations
@@ -15,9 +18,22 @@ import collections
 import threading
 from collections.abc import Callable, Iterator
 
-from edgeaff.runtime.io.sources import AudioChunk, SourceTimeoutError, VideoFrame
+from edgeaff.runtime.io.sources import ReconnectPolicy, SourceItem, SourceTimeoutError, VideoFrame
 
-Item = VideoFrame | AudioChunk
+# Slack of the backstop time-out over what a reconnecting producer may legitimately spend without an item.
+_BACKSTOP_SLACK_S = 2.0
+
+
+def reader_timeout(timeout_s: float, reconnect: ReconnectPolicy | None) -> float:
+    """The consumer's wait for the next item of a live source read with ``timeout_s`` and ``reconnect``.
+
+    Without reconnection it is ``timeout_s``. With it, the producer may go ``give_up_s`` without a frame, then make
+    a last attempt that can take ``timeout_s`` to open and ``timeout_s`` to read before it raises its own
+    :class:`SourceTimeoutError`; the consumer waits that long and a little more.
+    """
+    if reconnect is None:
+        return timeout_s
+    return reconnect.give_up_s + 2 * timeout_s + _BACKSTOP_SLACK_S
 
 
 class LiveReader:
@@ -32,7 +48,7 @@ class LiveReader:
 
     def __init__(
         self,
-        produce: Callable[[Callable[[], bool]], Iterator[Item]],
+        produce: Callable[[Callable[[], bool]], Iterator[SourceItem]],
         *,
         timeout_s: float,
         what: str,
@@ -43,7 +59,7 @@ class LiveReader:
         self.what = what
         self.max_queued_frames = max_queued_frames
         self.dropped_frames = 0
-        self._items: collections.deque[Item] = collections.deque()
+        self._items: collections.deque[SourceItem] = collections.deque()
         self._frames = 0
         self._done = False
         self._error: BaseException | None = None
@@ -57,12 +73,17 @@ class LiveReader:
         self._thread.start()
 
     def stop(self, *, join_s: float = 2.0) -> None:
-        """Ask the producer to stop and wait briefly for it."""
+        """Ask the producer to stop and wait briefly for it (a read in progress finishes first)."""
         self._stop.set()
         with self._ready:
             self._ready.notify_all()
         if self._thread is not None:
             self._thread.join(join_s)
+
+    @property
+    def alive(self) -> bool:
+        """Whether the producer thread is still running."""
+        return self._thread is not None and self._thread.is_alive()
 
     def _run(self) -> None:
         items = self._produce(self._stop.is_set)
@@ -95,7 +116,7 @@ class LiveReader:
                 self.dropped_frames += 1
                 return
 
-    def __iter__(self) -> Iterator[Item]:
+    def __iter__(self) -> Iterator[SourceItem]:
         while True:
             with self._ready:
                 if not self._items and not self._done:

@@ -23,7 +23,11 @@ from edgeaff.runtime.io.camera import CaptureSource
 from edgeaff.runtime.io.face_folder import FaceFolderSource
 from edgeaff.runtime.io.media_file import MediaFileSource
 from edgeaff.runtime.io.network import NetworkStreamSource
-from edgeaff.runtime.io.sources import Source, SourceKind
+from edgeaff.runtime.io.sources import ReconnectPolicy, Source, SourceKind
+from edgeaff.runtime.limits import check_timeout
+
+LIVE_KINDS = ("camera", "csi", "rtsp", "http")
+"""Source kinds that are read live (and may drop and reconnect)."""
 
 _NETWORK = ((("rtsp://", "rtsps://"), SourceKind.RTSP), (("http://", "https://"), SourceKind.HTTP))
 
@@ -71,6 +75,7 @@ def open_source(
     audio: str | Path | None = None,
     timeout_s: float = 10.0,
     sample_rate: int = 16000,
+    reconnect: ReconnectPolicy | None = None,
 ) -> Source:
     """Open a source by URI (see the module docstring); enter the returned object before iterating.
 
@@ -79,8 +84,12 @@ def open_source(
             ``rtsp://`` URL.
         fps: frame rate of a folder of images (required there; ignored by other sources, which have timestamps).
         audio: audio for a folder of images (any file PyAV reads).
-        timeout_s: live sources: longest wait for a frame before :class:`SourceTimeoutError`.
+        timeout_s: live sources: longest wait for a frame before :class:`SourceTimeoutError`, or, with
+            ``reconnect``, before the stream counts as dropped and is reopened.
         sample_rate: audio sample rate delivered (the features' 16 kHz).
+        reconnect: live sources (cameras, ``csi://``, network streams): reopen a dropped stream with this policy
+            and yield a :class:`SourceGap` per outage; ``None`` ends at the first drop. Files and folders are never
+            retried.
 
     Raises:
         InvalidInputError: bad URI or options; errors of the specific source when it is entered.
@@ -92,8 +101,7 @@ def open_source(
         ...         if isinstance(item, VideoFrame):
         ...             print(item.index, item.t_s)
     """
-    if timeout_s <= 0:
-        raise InvalidInputError(f"the source time-out must be positive, got {timeout_s}")
+    check_timeout(timeout_s)
     kind, target = classify(str(uri))
     if kind is not SourceKind.FOLDER and (fps is not None or audio is not None):
         raise InvalidInputError("--fps and --audio apply to a folder of face images only; media files have their own")
@@ -102,5 +110,5 @@ def open_source(
     if kind is SourceKind.FOLDER:
         return FaceFolderSource(target, fps=fps, audio=audio, sample_rate=sample_rate)
     if kind in (SourceKind.RTSP, SourceKind.HTTP):
-        return NetworkStreamSource(target, timeout_s=timeout_s, sample_rate=sample_rate)
-    return CaptureSource(kind, target, uri=str(uri), timeout_s=timeout_s)
+        return NetworkStreamSource(target, timeout_s=timeout_s, sample_rate=sample_rate, reconnect=reconnect)
+    return CaptureSource(kind, target, uri=str(uri), timeout_s=timeout_s, reconnect=reconnect)

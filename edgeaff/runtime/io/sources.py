@@ -9,6 +9,12 @@ Timestamps: files give the container's presentation time of each frame (variable
 assumes a rate); network streams give their stream time from the first frame; OpenCV cameras give the arrival
 time from the first frame. End of stream ends the iteration; a live source that delivers nothing for
 ``timeout_s`` raises :class:`SourceTimeoutError` instead, so the two are never confused.
+
+Live sources opened with a :class:`ReconnectPolicy` (``open_source(uri, reconnect=ReconnectPolicy())``) survive a
+dropped connection: they reopen the stream or camera with backoff, yield one :class:`SourceGap` between the last
+frame before the drop and the first frame after it, and keep one timeline across the reconnections (the rule is in
+:mod:`edgeaff.runtime.io.reconnect`). Consumers that do not know gaps skip them by type, as they skip anything
+that is neither a :class:`VideoFrame` nor an :class:`AudioChunk`.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import math
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -51,7 +58,8 @@ class VideoFrame:
     """One decoded frame.
 
     Attributes:
-        index: 0-based number of the frame in the source (live sources skip the numbers of dropped frames).
+        index: 0-based number of the frame in the source (live sources skip the numbers of dropped frames and,
+            after a :class:`SourceGap`, of the frames estimated lost in it).
         t_s: presentation time in seconds (see the module docstring for each kind).
         image: (H, W, 3) uint8 BGR.
         arrival: ``time.perf_counter()`` when the frame was read (for latency).
@@ -81,6 +89,180 @@ class AudioChunk:
 
     samples: np.ndarray
     final: bool = False
+
+
+class GapReason(str, enum.Enum):
+    """Why a live source lost its stream."""
+
+    STALLED = "stalled"  # open, but nothing arrived for the time-out
+    FAILED = "failed"  # a read failed (network or device error)
+    ENDED = "ended"  # the stream or device closed (a live stream has no end of its own)
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceGap:
+    """A stretch of a live source's timeline without frames: the stream dropped and was reconnected.
+
+    Yielded once per outage, after the last frame before the drop and before the first frame after it (with, in
+    between, the silence that fills the gap on sources with audio).
+
+    Attributes:
+        start_s: time of the last frame before the drop (the source's timeline, as :attr:`VideoFrame.t_s`).
+        end_s: time of the first frame after the reconnection; frames strictly between the two are missing.
+        reason: why the stream was lost.
+        attempts: times the source was reopened before a frame came again (the successful one included).
+        lost_frames: frame numbers skipped, estimated from the nominal frame rate (0 when the rate is unknown):
+            the first frame after the gap has index ``last index + lost_frames + 1``.
+        detail: the error or event behind ``reason``, for messages (may be empty).
+    """
+
+    start_s: float
+    end_s: float
+    reason: GapReason
+    attempts: int
+    lost_frames: int = 0
+    detail: str = ""
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds between the frames on either side of the gap."""
+        return self.end_s - self.start_s
+
+
+SourceItem = VideoFrame | AudioChunk | SourceGap
+"""What iterating a source yields; files and folders never yield :class:`SourceGap`."""
+
+# Bounds of the reconnect settings: generous for real deployments, but never unbounded.
+MAX_RECONNECT_ATTEMPTS = 1_000_000
+MAX_RECONNECT_INTERVAL_S = 3600.0
+MAX_GIVE_UP_S = 86400.0
+MAX_BACKOFF = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a live source retries after its stream drops (a read error, the end of a live stream, or silence).
+
+    Before attempt ``n`` (1, 2, ...) of one outage the source waits
+    ``min(interval_s * backoff ** (n - 1), max_interval_s)`` seconds, but never past the give-up time: the last
+    attempt is made at ``give_up_s`` after the last frame, and if it brings no frame the source raises
+    :class:`SourceTimeoutError`. The default (unlimited attempts, 0.5 s doubling to 8 s, giving up after 60 s
+    without a frame) suits cameras and streams that restart within a minute.
+
+    Attributes:
+        attempts: most reopen attempts per outage, ``None`` for as many as fit in ``give_up_s``.
+        interval_s: wait before the first attempt, in seconds (0.01 .. 3600).
+        backoff: factor between successive waits (1 .. 10; 1 keeps the interval fixed).
+        max_interval_s: longest wait between attempts (``interval_s`` .. 3600).
+        give_up_s: seconds without a frame, counted from the last frame before the drop, after which the source
+            gives up (0 < give_up_s <= 86400).
+
+    Raises:
+        InvalidInputError: a setting out of its range.
+    """
+
+    attempts: int | None = None
+    interval_s: float = 0.5
+    backoff: float = 2.0
+    max_interval_s: float = 8.0
+    give_up_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.attempts is not None and (
+            isinstance(self.attempts, bool)
+            or not isinstance(self.attempts, int)
+            or not 1 <= self.attempts <= MAX_RECONNECT_ATTEMPTS
+        ):
+            raise InvalidInputError(
+                f"reconnect attempts must be a whole number from 1 to {MAX_RECONNECT_ATTEMPTS} (or unlimited), "
+                f"got {self.attempts!r}"
+            )
+        _check_range("reconnect interval", self.interval_s, 0.01, MAX_RECONNECT_INTERVAL_S, " s")
+        _check_range("reconnect backoff factor", self.backoff, 1.0, MAX_BACKOFF, "")
+        _check_range("longest reconnect interval", self.max_interval_s, self.interval_s, MAX_RECONNECT_INTERVAL_S,
+                     " s (at least the first interval)")  # fmt: skip
+        if not _is_number(self.give_up_s) or not 0 < self.give_up_s <= MAX_GIVE_UP_S:
+            raise InvalidInputError(
+                f"the reconnect give-up time must be more than 0 and at most {MAX_GIVE_UP_S:g} s, "
+                f"got {self.give_up_s!r}"
+            )
+
+    def wait_before(self, attempt: int) -> float:
+        """Seconds to wait before reopen attempt ``attempt`` (1-based) of one outage."""
+        exponent = min(max(attempt - 1, 0), 64)  # the cap is reached long before; keeps the power finite
+        return float(min(self.interval_s * self.backoff**exponent, self.max_interval_s))
+
+    def allows(self, attempt: int) -> bool:
+        """Whether attempt number ``attempt`` (1-based) of one outage may be made (the give-up time aside)."""
+        return self.attempts is None or attempt <= self.attempts
+
+
+_POLICY_KEYS = {
+    "attempts": "attempts",
+    "interval": "interval_s",
+    "backoff": "backoff",
+    "max-interval": "max_interval_s",
+    "give-up": "give_up_s",
+}
+
+
+def parse_reconnect(text: str) -> ReconnectPolicy | None:
+    """A reconnect policy from its command-line form; ``None`` for ``off``.
+
+    The form is ``off``, ``on`` (the defaults) or comma-separated ``key=value`` settings over the defaults, with
+    keys ``attempts`` (a number or ``unlimited``), ``interval``, ``backoff``, ``max-interval`` and ``give-up``
+    (seconds), e.g. ``give-up=30,interval=1``.
+
+    Raises:
+        InvalidInputError: an unknown key, a malformed value or a value out of range.
+    """
+    spec = text.strip().lower()
+    if spec in ("off", "no", "none", "0"):
+        return None
+    if spec in ("on", "yes", "default", ""):
+        return ReconnectPolicy()
+    settings: dict[str, float | int | None] = {}
+    for part in spec.split(","):
+        key, sep, value = (piece.strip() for piece in part.partition("="))
+        if not sep or key not in _POLICY_KEYS:
+            raise InvalidInputError(
+                f"--reconnect: '{part.strip()}' is not a setting; use off, on or key=value pairs with keys "
+                f"{', '.join(_POLICY_KEYS)} (e.g. give-up=30,interval=1)"
+            )
+        try:
+            if key == "attempts":
+                settings["attempts"] = None if value == "unlimited" else int(value)
+            else:
+                settings[_POLICY_KEYS[key]] = float(value)
+        except ValueError:
+            raise InvalidInputError(f"--reconnect: {key}={value} is not a number") from None
+    return ReconnectPolicy(**settings)  # type: ignore[arg-type]
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_range(what: str, value: float, low: float, high: float, unit: str) -> None:
+    if not _is_number(value) or not low <= value <= high:
+        raise InvalidInputError(f"the {what} must be from {low:g} to {high:g}{unit}, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outages:
+    """What a live source lost so far, for the summary.
+
+    Attributes:
+        reconnects: outages recovered from (one :class:`SourceGap` each).
+        attempts: reopen attempts in all, the failed ones included.
+        lost_s: seconds inside the gaps (sum of :attr:`SourceGap.duration_s`).
+        lost_frames: frame numbers skipped in the gaps (sum of :attr:`SourceGap.lost_frames`).
+    """
+
+    reconnects: int = 0
+    attempts: int = 0
+    lost_s: float = 0.0
+    lost_frames: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,7 +325,17 @@ class Source(Protocol):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
-    def __iter__(self) -> Iterator[VideoFrame | AudioChunk]: ...
+    def __iter__(self) -> Iterator[SourceItem]: ...
+
+
+@runtime_checkable
+class LiveSource(Source, Protocol):
+    """A source that can lose its stream and reconnect (cameras, network streams)."""
+
+    @property
+    def outages(self) -> Outages:
+        """Reconnections and lost time so far."""
+        ...
 
 
 STEM_MAX_BYTES = 120

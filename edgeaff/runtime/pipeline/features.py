@@ -68,6 +68,7 @@ class FrameState:
     precomputed: tuple[np.ndarray, np.ndarray] | None = None
     image: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    gap: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +84,7 @@ class ReadyFrame:
     vggish: np.ndarray | None
     mfcc: np.ndarray | None
     image: np.ndarray | None
+    gap: bool = False
 
     @property
     def audio(self) -> bool:
@@ -210,7 +212,16 @@ class FeatureStage:
             assert frame.embedding is not None
             ready.append(
                 ReadyFrame(
-                    frame.index, frame.t_s, frame.arrival, frame.face, frame.box, frame.embedding, v, m, frame.image
+                    frame.index,
+                    frame.t_s,
+                    frame.arrival,
+                    frame.face,
+                    frame.box,
+                    frame.embedding,
+                    v,
+                    m,
+                    frame.image,
+                    frame.gap,
                 )
             )
         return ready

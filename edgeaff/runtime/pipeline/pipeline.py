@@ -26,7 +26,7 @@ from edgeaff.runtime.backends.graphs import BackendOptions, check_precision
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.io.open import open_source
 from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
-from edgeaff.runtime.io.sources import Source, SourceInfo
+from edgeaff.runtime.io.sources import ReconnectPolicy, Source, SourceInfo
 from edgeaff.runtime.limits import check_timeout
 from edgeaff.runtime.pipeline.graphs import GraphSet, Instrument
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
@@ -145,6 +145,7 @@ class Pipeline:
         fps: float | None = None,
         audio: str | Path | None = None,
         timeout_s: float = 10.0,
+        reconnect: ReconnectPolicy | None = None,
         max_frames: int | None = None,
         timer: StageTimer | None = None,
     ) -> PipelineRun:
@@ -156,6 +157,8 @@ class Pipeline:
             fps: frame rate of a folder of face images.
             audio: audio (any media file) for a folder of face images.
             timeout_s: live sources: longest wait for a frame (0 < s <= 24 h).
+            reconnect: live sources: reopen a dropped stream with this policy; the first frame after each outage
+                is flagged ``gap`` and starts the temporal state afresh (``None``: the run ends at the first drop).
             max_frames: stop after this many frames.
             timer: record the stages into this timer (default: a new one, :attr:`PipelineRun.timer`).
 
@@ -167,9 +170,9 @@ class Pipeline:
         """
         check_timeout(timeout_s)
         if isinstance(source, (str, Path)):
-            source = open_source(source, fps=fps, audio=audio, timeout_s=timeout_s)
-        elif fps is not None or audio is not None:
-            raise InvalidInputError("fps= and audio= apply to a folder of face images given by its path")
+            source = open_source(source, fps=fps, audio=audio, timeout_s=timeout_s, reconnect=reconnect)
+        elif fps is not None or audio is not None or reconnect is not None:
+            raise InvalidInputError("fps=, audio= and reconnect= apply to a source given by its path or URI")
         return PipelineRun(self, source, max_frames=max_frames, timer=timer, echo=self.on_note)
 
     def run_prepared(

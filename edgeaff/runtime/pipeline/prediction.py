@@ -27,6 +27,8 @@ class Prediction:
         models: the raw predictions of every model before ensembling, in manifest order (only when the pipeline
             was asked for them with ``per_model=True``).
         image: the decoded frame, (H, W, 3) uint8 BGR (only when asked for with ``images=True``).
+        gap: the first frame after a live source dropped and reconnected: frames before it are missing, and the
+            temporal state started afresh here (see ``docs/runtime.md``).
 
     Example:
         >>> p = Prediction(0, 0.0, 0.25, -0.1, True, (10.0, 12.0, 60.0, 70.0), True)
@@ -44,6 +46,7 @@ class Prediction:
     latency_ms: float | None = None
     models: np.ndarray | None = None
     image: np.ndarray | None = None
+    gap: bool = False
 
     @property
     def values(self) -> dict[str, float]:

@@ -27,7 +27,7 @@ from edgeaff.runtime.audio.frame_audio import FrameAudio
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import FaceStage
 from edgeaff.runtime.faces.image import black_face, resize_face
-from edgeaff.runtime.io.sources import SourceInfo, VideoFrame
+from edgeaff.runtime.io.sources import SourceGap, SourceInfo, VideoFrame
 from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
 from edgeaff.runtime.pipeline.features import AlignmentClock, FeatureStage, FrameState, ReadyFrame
 from edgeaff.runtime.pipeline.graphs import GraphSet
@@ -109,6 +109,8 @@ class FrameProcessor:
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.max_audio_rows = 0
+        self.gaps: list[SourceGap] = []
+        self._gap_pending = False
         self._ready: collections.deque[Prediction] = collections.deque()
         self.windows: WindowedTemporal | None = None
         self.stream: StreamingTemporal | None = None
@@ -150,6 +152,18 @@ class FrameProcessor:
         """The audio ended (frames after it take the clamped last rows)."""
         self.features.end_audio()
 
+    def add_gap(self, gap: SourceGap) -> None:
+        """A live source dropped and reconnected: the next frame starts afresh (temporal state zero, subject
+        searched anew); the fold ensembling keeps its statistics."""
+        self.gaps.append(gap)
+        self._gap_pending = True
+        if self.faces is not None:
+            self.faces.reset()
+        self.notes.note(
+            f"{self.info.uri}: the stream was lost for {gap.duration_s:.1f} s ({gap.reason.value}; "
+            f"{gap.attempts} reconnect attempt(s)); the frame after the gap is flagged gap=1"
+        )
+
     def add_frame(self, frame: VideoFrame) -> None:
         """One decoded frame (BGR), in order."""
         box: Box | None = None
@@ -167,7 +181,8 @@ class FrameProcessor:
         key = self.clock.key(frame.index, frame.t_s) if self.audio is not None else None
         keep_image = self.options.images and self.mode is Mode.STREAM
         state = FrameState(frame.index, frame.t_s, frame.arrival, found, box, crop, key, frame.audio_features,
-                           frame.image if keep_image else None)  # fmt: skip
+                           frame.image if keep_image else None, gap=self._gap_pending)  # fmt: skip
+        self._gap_pending = False
         if self.options.images and self.mode is Mode.OFFLINE:
             with self.timer.measure("spool"):
                 self.spool = self.spool or ImageSpool(self.options.spool_dir)
@@ -252,8 +267,16 @@ class FrameProcessor:
             )
 
     def _emit_stream(self, block: list[ReadyFrame]) -> None:
+        # A frame after a gap starts the temporal state afresh: step the frames before it, reset, go on.
+        cuts = [i for i, frame in enumerate(block) if frame.gap and i > 0]
+        for begin, end in zip([0, *cuts], [*cuts, len(block)], strict=True):
+            self._step_stream(block[begin:end])
+
+    def _step_stream(self, block: list[ReadyFrame]) -> None:
         assert self.stream is not None
         self._track_audio()
+        if block[0].gap:
+            self.stream.reset()
         embeddings = np.stack([f.embedding for f in block])
         vggish = mfcc = None
         if any(f.audio for f in block):
@@ -282,6 +305,7 @@ class FrameProcessor:
                     latency_ms=latency,
                     models=row.copy() if per_model else None,
                     image=frame.image,
+                    gap=frame.gap,
                 )
             )
 

@@ -6,6 +6,7 @@ paths of the result files); an application gets it from :meth:`PipelineRun.repor
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -62,6 +63,7 @@ def build_report(run: Reportable) -> dict[str, Any]:
         lookahead_ms = 1000.0 * (hop * (spec.vggish.example_frames - 1) + window)
     faces = processor.faces
     windows = processor.windows
+    outages = getattr(run, "outages", None)
     document: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
         "schema_version": SUMMARY_SCHEMA_VERSION,
@@ -79,7 +81,12 @@ def build_report(run: Reportable) -> dict[str, Any]:
             "audio": info.has_audio,
             "audio_note": info.audio_note,
             "dropped_frames": run.dropped_frames,
+            "outages": None if outages is None else dataclasses.asdict(outages),
         },
+        "gaps": [
+            {**dataclasses.asdict(gap), "reason": gap.reason.value, "duration_s": gap.duration_s}
+            for gap in processor.gaps
+        ],
         "ended": run.ended,
         "frames": frames,
         "first_time_s": processor.first_t,

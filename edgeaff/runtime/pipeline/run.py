@@ -18,7 +18,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.io.sources import AudioChunk, Source, SourceInfo, SourceTimeoutError
+from edgeaff.runtime.io.sources import (
+    AudioChunk,
+    LiveSource,
+    Outages,
+    Source,
+    SourceGap,
+    SourceInfo,
+    SourceTimeoutError,
+)
 from edgeaff.runtime.pipeline.options import Mode
 from edgeaff.runtime.pipeline.prediction import Prediction
 from edgeaff.runtime.pipeline.processor import FrameProcessor, Notes
@@ -87,6 +95,11 @@ class PipelineRun:
     def dropped_frames(self) -> int:
         """Frames a live source dropped because the pipeline fell behind."""
         return int(self.source.dropped_frames)
+
+    @property
+    def outages(self) -> Outages | None:
+        """What a reconnecting live source lost (``None`` for other sources)."""
+        return self.source.outages if isinstance(self.source, LiveSource) else None
 
     @property
     def mode(self) -> Mode:
@@ -180,6 +193,9 @@ class PipelineRun:
                     processor.add_audio(item.samples)
                     if item.final:
                         processor.end_audio()
+                    continue
+                if isinstance(item, SourceGap):
+                    processor.add_gap(item)
                     continue
                 self.timer.add("read", elapsed)
                 processor.add_frame(item)

@@ -170,8 +170,13 @@ class StreamingTemporal:
         self._state_in = streaming.state_input
         self._state_out = streaming.state_output
         self.state = np.zeros((1, streaming.state_size), dtype=np.float32)  # zeros: the windowed graph's zero history
+        self._size = streaming.state_size
         self.max_chunk = max_chunk
         self._timer = timer
+
+    def reset(self) -> None:
+        """Forget the history: the next frame is predicted as the first frame of a stream."""
+        self.state = np.zeros((1, self._size), dtype=np.float32)
 
     def step(self, embeddings: np.ndarray, vggish: np.ndarray | None, mfcc: np.ndarray | None) -> np.ndarray:
         """Advance by ``C`` frames: (C, M, E) embeddings [+ (C, 128), (C, 39) raw audio] → (C, M) predictions."""

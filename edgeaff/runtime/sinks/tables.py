@@ -1,7 +1,8 @@
 """Text result files, one row per frame.
 
 ============================  ========================================================================================
-``<name>.csv``                ``frame, time_s, <dimensions>, face, audio`` (+ ``latency_ms`` in stream mode)
+``<name>.csv``                ``frame, time_s, <dimensions>, face, audio`` (+ ``gap`` for live sources, + ``latency_ms``
+                              in stream mode)
 ``<name>.txt``                the ABAW submission format: header ``valence,arousal`` (in that order, whatever the
                               reference's set-built header did), one row per frame; only when the bundle has both
 ``<name>.models.csv``         raw per-model predictions before ensembling, one column per model in manifest order
@@ -54,14 +55,17 @@ class _TextSink:
 
 
 class CsvSink(_TextSink):
-    """``<name>.csv``: the merged values per frame, with the face and audio flags (and latency in stream mode)."""
+    """``<name>.csv``: the merged values per frame, with the face and audio flags (and latency in stream mode; a
+    ``gap`` flag for live sources, 1 on the first frame after the stream dropped and reconnected)."""
 
     def __init__(self, path: Path, context: RunContext) -> None:
         if not context.dimensions:
             raise InvalidInputError("the bundle has no valence or arousal model")
         self.dimensions = context.dimensions
         self.latency = context.mode is Mode.STREAM
-        header = ["frame", "time_s", *self.dimensions, "face", "audio"] + (["latency_ms"] if self.latency else [])
+        self.gaps = context.info.live
+        header = ["frame", "time_s", *self.dimensions, "face", "audio"]
+        header += (["gap"] if self.gaps else []) + (["latency_ms"] if self.latency else [])
         super().__init__(path, header)
 
     def write(self, prediction: Prediction) -> None:
@@ -73,6 +77,8 @@ class CsvSink(_TextSink):
             str(int(prediction.face)),
             str(int(prediction.audio)),
         ]
+        if self.gaps:
+            cells.append(str(int(prediction.gap)))
         if self.latency:
             cells.append("" if prediction.latency_ms is None else f"{prediction.latency_ms:.1f}")
         self._line(cells)

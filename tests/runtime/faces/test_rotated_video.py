@@ -10,7 +10,8 @@ import pytest
 from face_scenes import INTEROCULAR, scene
 
 from edgeaff.runtime.faces.dnn_detector import DnnFaceDetector
-from edgeaff.runtime.io.sources import SourceInfo, VideoFrame, open_source
+from edgeaff.runtime.io.open import open_source
+from edgeaff.runtime.io.sources import SourceInfo, VideoFrame
 
 LOSSLESS = "libx264" in av.codecs_available
 
