@@ -3,12 +3,13 @@ graph exactly consistent with the windowed graph, precision variants and the fac
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
 import numpy as np
 import pytest
 from onnx_bundle import TinyBundle, build_bundle
-from test_dependency_rule import _imports, run_without_torch
+from test_dependency_rule import run_without_torch
 
 from edgeaff.runtime.artifacts.bundle import load_bundle, zero_stream_state
 from edgeaff.runtime.artifacts.manifest import Precision
@@ -149,6 +150,17 @@ def test_the_builder_and_the_bundle_work_where_torch_cannot_be_imported(tmp_path
     result = run_without_torch(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(2, 3, 8)"
+
+
+def _imports(path: Path) -> set[str]:
+    """Absolute module names a Python file imports (statically)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
 
 
 def test_the_runtime_suite_never_imports_torch_or_training() -> None:

@@ -17,6 +17,7 @@ from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.io.camera import CaptureSource
 from edgeaff.runtime.io.live_reader import LiveReader, reader_timeout
 from edgeaff.runtime.io.network import NetworkStreamSource
+from edgeaff.runtime.io.open import open_source
 from edgeaff.runtime.io.reconnect import Outage, Timeline
 from edgeaff.runtime.io.sources import (
     AudioChunk,
@@ -27,7 +28,6 @@ from edgeaff.runtime.io.sources import (
     SourceKind,
     SourceTimeoutError,
     VideoFrame,
-    open_source,
     parse_reconnect,
 )
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from rtsp_server import RtspTestServer
 
+from edgeaff.runtime.io.open import open_source
 from edgeaff.runtime.io.sources import (
     AudioChunk,
     GapReason,
@@ -19,7 +20,6 @@ from edgeaff.runtime.io.sources import (
     SourceGap,
     SourceTimeoutError,
     VideoFrame,
-    open_source,
 )
 
 pytestmark = pytest.mark.slow
