@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -102,13 +103,10 @@ def test_windows_run_as_soon_as_complete() -> None:
 
 def test_streaming_chunks_equal_one_long_pass() -> None:
     features = _features(50, 2)
-    whole = StreamingTemporal(
-        CausalRunner(stream=True), {"state_size": (RECEPTIVE - 1) * M}, max_chunk=300, timer=StageTimer()
-    )
+    streaming = SimpleNamespace(state_input="state", state_output="state_out", state_size=(RECEPTIVE - 1) * M)
+    whole = StreamingTemporal(CausalRunner(stream=True), streaming, max_chunk=300, timer=StageTimer())
     expected = whole.step(*features)
-    chunked = StreamingTemporal(
-        CausalRunner(stream=True), {"state_size": (RECEPTIVE - 1) * M}, max_chunk=7, timer=StageTimer()
-    )
+    chunked = StreamingTemporal(CausalRunner(stream=True), streaming, max_chunk=7, timer=StageTimer())
     parts = [chunked.step(*(f[a:b] for f in features)) for a, b in [(0, 1), (1, 20), (20, 50)]]
     np.testing.assert_allclose(np.concatenate(parts), expected, atol=1e-5)
     # from a zero state, the stream equals a window that starts at the same frame

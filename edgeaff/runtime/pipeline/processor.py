@@ -117,21 +117,7 @@ class FrameProcessor:
         self._mergers: dict[str, CausalCccCentering] = {}
         self._log: GrowingArray | None = None
         self.spool: ImageSpool | None = None
-        if mode is Mode.OFFLINE:
-            embedding = (len(bundle.models), bundle.embedding_dim)
-            self.windows = WindowedTemporal(
-                graphs.runner("temporal"), window=spec.window.length, hop=spec.window.hop,
-                models=len(bundle.models), embedding_shape=embedding, timer=timer, spec=spec,
-            )  # fmt: skip
-            self._log = GrowingArray(_LOG_COLUMNS)
-        else:
-            self.stream = StreamingTemporal(
-                graphs.runner("temporal_stream"), bundle.streaming, max_chunk=spec.window.length,
-                timer=timer, spec=spec,
-            )  # fmt: skip
-            self._mergers = {
-                p.dimension.value: CausalCccCentering(len(p.indices), clip=options.clip) for p in self.plans
-            }
+        self._temporal(graphs)
         self.features = FeatureStage(
             visual=graphs.runner("visual"),
             vggish=graphs.runner("vggish") if needs_audio else None,
@@ -141,6 +127,23 @@ class FrameProcessor:
             visual_batch=options.visual_batch(mode),
             on_stall=self._audio_stalled,
         )
+
+    def _temporal(self, graphs: GraphSet) -> None:
+        """The windows and frame log (offline), or the streaming graph's state and the causal mergers (stream)."""
+        spec, bundle = self.bundle.feature_spec, self.bundle
+        if self.mode is Mode.OFFLINE:
+            self.windows = WindowedTemporal(
+                graphs.runner("temporal"), window=spec.window.length, hop=spec.window.hop, models=len(bundle.models),
+                embedding_shape=(len(bundle.models), bundle.embedding_dim), timer=self.timer, spec=spec,
+            )  # fmt: skip
+            self._log = GrowingArray(_LOG_COLUMNS)
+            return
+        self.stream = StreamingTemporal(
+            graphs.runner("temporal_stream"), bundle.streaming, max_chunk=spec.window.length, timer=self.timer,
+            spec=spec,
+        )  # fmt: skip
+        clip = self.options.clip
+        self._mergers = {p.dimension.value: CausalCccCentering(len(p.indices), clip=clip) for p in self.plans}
 
     # -- input ---------------------------------------------------------------------------------------------------
 
