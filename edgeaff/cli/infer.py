@@ -93,6 +93,7 @@ def infer_command(
     if live and mode == "offline":
         raise InvalidInputError("--live prints predictions as they come, which needs --mode stream")
     stem = None if name is None else resolve_output_name(out_dir, name).name
+    policy = parse_reconnect(reconnect)  # checked for every source, used for live ones
     per_model = per_model or prepared is not None
     options = pipeline_options(
         backend=backend_options(
@@ -111,7 +112,8 @@ def infer_command(
             run = pipeline.run_prepared(prepared, max_frames=max_frames)
         else:
             assert source is not None
-            policy = parse_reconnect(reconnect) if classify(source)[0].value in LIVE_KINDS else None
-            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, reconnect=policy, max_frames=max_frames)
+            live = classify(source)[0].value in LIVE_KINDS  # files and folders are never retried
+            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, reconnect=policy if live else None,
+                               max_frames=max_frames)  # fmt: skip
         outputs = Outputs(per_model=per_model, overlay=overlay, plot=plot, live=live)
         write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo)

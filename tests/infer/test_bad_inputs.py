@@ -79,6 +79,9 @@ def test_bad_options(
     assert "unknown mode" in _refused(capsys, [*run, "--mode", "batch"], tmp_path / "o4")
     assert "needs --mode stream" in _refused(capsys, [*run, "--mode", "offline", "--live"], tmp_path / "o5")
     assert "exactly one" in _refused(capsys, ["infer", "--bundle", str(tiny_bundle.path)], tmp_path / "o6")
+    # a reconnect policy is checked whatever the source (a file never reconnects, but a typo is still a typo)
+    assert "'sometimes' is not a setting" in _refused(capsys, [*run, "--reconnect", "sometimes"], tmp_path / "o8")
+    assert "--name '../x' must be a plain file-name stem" in _refused(capsys, [*run, "--name", "../x"], tmp_path / "o9")
     # a GPU backend on a machine without one: refused, never run on the CPU instead
     assert "CUDAExecutionProvider" in _refused(capsys, [*run, "--backend", "ort-cuda"], tmp_path / "o7")
 
