@@ -213,3 +213,18 @@ def test_network_stream_source_over_a_local_file(tmp_path: Path) -> None:
     audio = np.concatenate([i.samples for i in items if isinstance(i, AudioChunk)])
     assert len(frames) + source.dropped_frames == 25 and frames[0].t_s == 0.0
     assert abs(len(audio) - len(decode_audio(path))) <= 1600  # aligned to the first picture: within 0.1 s
+
+
+def test_a_folder_numbered_far_beyond_its_images_is_refused(tmp_path: Path) -> None:
+    """One stray high number would make millions of frames without a face (and as many rows): refused up front."""
+    from edgeaff.runtime.io.face_folder import MAX_FOLDER_FRAMES
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for number in (1, MAX_FOLDER_FRAMES + 1):
+        Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(folder / f"{number:08d}.jpg")
+    with pytest.raises(InvalidInputError, match="numbered up to"):
+        _drain(folder, fps=25.0)
+    (folder / f"{MAX_FOLDER_FRAMES + 1:08d}.jpg").rename(folder / f"{MAX_FOLDER_FRAMES:08d}.jpg")
+    with open_source(folder, fps=25.0) as source:  # at the limit: accepted (not read to its end here)
+        assert source.info.frame_count == MAX_FOLDER_FRAMES

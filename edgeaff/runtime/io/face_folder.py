@@ -23,6 +23,9 @@ from edgeaff.runtime.io.audio_track import AUDIO_LEAD_S, AudioTrackReader
 from edgeaff.runtime.io.media import probe_media
 from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, VideoFrame, safe_name
 
+# The most frames a folder may number (about 18.5 h at 30 fps): a stray high number would otherwise make millions of
+# frames without a face.
+MAX_FOLDER_FRAMES = 2_000_000
 _NUMBERED = re.compile(r"^(\d+)\.(jpe?g|png|bmp)$", re.IGNORECASE)
 
 
@@ -77,6 +80,12 @@ class FaceFolderSource:
             raise InvalidInputError(
                 f"{self.folder}: no numbered face images (00001.jpg, 00002.jpg, …); pass a video file or a folder in "
                 "the cropped_aligned layout"
+            )
+        if max(files) + 1 > MAX_FOLDER_FRAMES:
+            raise InvalidInputError(
+                f"{self.folder}: the images are numbered up to {max(files) + 1}, more than the {MAX_FOLDER_FRAMES} "
+                "frames edgeaff reads from a folder (every missing number would become a frame without a face); "
+                "check the numbering"
             )
         fps = self._fps
         has_audio = False
