@@ -37,6 +37,9 @@ WS_PING_S = 20.0
 """WebSocket keep-alive: a client that answers no ping for this long is closed."""
 WS_MAX_MESSAGE = 4096
 """Largest message a client may send (clients have nothing to send; this bounds what they can)."""
+SEND_BUFFER = 128 * 1024
+"""The kernel's send buffer of each connection (Linux doubles it): with the per-client queue and the event loop's
+64 KiB transport buffer, all a client that stops reading can hold (the kernel would otherwise grow it to 4 MiB)."""
 
 
 class ShutdownSignalError(Exception):
@@ -52,6 +55,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
         sock = socket.create_server((host.strip("[]"), port), family=family, backlog=128)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)  # accepted connections inherit it
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise InvalidInputError(f"cannot listen on {host}:{port} ({reason}); choose another --host or --port") from None

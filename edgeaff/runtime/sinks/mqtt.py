@@ -83,7 +83,7 @@ def parse_mqtt_url(text: str) -> MqttTarget:
     if not parts.hostname:
         raise InvalidInputError(f"--publish {text!r}: no broker host; {example}")
     topic = urllib.parse.unquote(parts.path.lstrip("/"))
-    if not topic or "+" in topic or "#" in topic or "\x00" in topic or parts.query or parts.fragment:
+    if not topic or "+" in topic or "#" in text or "\x00" in topic or "?" in text:
         raise InvalidInputError(
             f"--publish {text!r}: the topic after the host must be a plain topic name (no '+', '#', '?' or empty), "
             f"{example}"
