@@ -30,7 +30,6 @@ from edgeaff.runtime import (
     SourceGap,
     SourceTimeoutError,
     VideoFrame,
-    open_source,
 )
 from edgeaff.serve.settings import SourceSpec
 from edgeaff.serve.status import FeedStatus, SourceState
@@ -184,8 +183,7 @@ class LiveFeed:
         loop = 0
         while True:
             began = time.monotonic()
-            source = open_source(spec.uri, fps=spec.fps, audio=spec.audio, timeout_s=spec.timeout_s,
-                                 reconnect=spec.reconnect)  # fmt: skip
+            source = spec.open()
             ended, live = self._run(source, loop)
             if self._stop.is_set():
                 return SourceState.STOPPED, ended

@@ -100,6 +100,7 @@ def serve(
     require("starlette", extra="serve", purpose="edgeaff serve")
     require("websockets", extra="serve", purpose="edgeaff serve")
     options = dataclasses.replace(options, mode=Mode.STREAM, images=settings.preview)
+    source.open()  # the URI is checked before anything else starts
     bundle = load_bundle(bundle_path)
     pipeline = Pipeline(bundle, options=options, on_note=echo)
     with pipeline, publish_sinks(publish, qos=qos, model_names=pipeline.model_names) as publishers, \

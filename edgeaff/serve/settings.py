@@ -12,7 +12,7 @@ import ipaddress
 import re
 import socket
 
-from edgeaff.runtime import InvalidInputError, ReconnectPolicy
+from edgeaff.runtime import InvalidInputError, ReconnectPolicy, Source, open_source
 from edgeaff.runtime.limits import check_float_range, check_int_range, check_timeout
 
 MIB = 1024 * 1024
@@ -56,6 +56,15 @@ class SourceSpec:
         if not str(self.uri).strip():
             raise InvalidInputError("give a source: a camera, csi://N, rtsp://…, http(s)://… or a file")
         check_timeout(self.timeout_s)
+
+    def open(self) -> Source:
+        """A new (not yet entered) source object; cheap, and the check of the URI itself.
+
+        Raises:
+            InvalidInputError: an unknown scheme, a file or folder that does not exist, options that do not fit.
+        """
+        return open_source(self.uri, fps=self.fps, audio=self.audio, timeout_s=self.timeout_s,
+                           reconnect=self.reconnect)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)

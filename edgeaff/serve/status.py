@@ -141,8 +141,8 @@ class FeedStatus:
         fps = None
         if len(recent) >= 2 and recent[-1] > recent[0]:
             fps = (len(recent) - 1) / (recent[-1] - recent[0])
-        if recent and now - recent[-1] > STALL_AFTER_S:
-            fps = 0.0
+        if last is not None and now - last > STALL_AFTER_S:
+            fps = 0.0  # nothing is coming
         percentiles = None
         if latency.size:
             p50, p90, p99 = np.percentile(latency, [50, 90, 99])
