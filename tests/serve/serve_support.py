@@ -14,10 +14,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,15 +144,6 @@ def get_json(url: str, *, token: str | None = None) -> Any:
     status, _, body = get(url, token=token)
     assert status == 200, (status, body[:300])
     return json.loads(body)
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(poll_s)
-    return condition()
 
 
 def rss_kib(pid: int) -> int:

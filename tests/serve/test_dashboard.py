@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from serve_support import TOKEN, running_server, serve_args
+from system_needs import require_system
 
 pytestmark = pytest.mark.slow
 
@@ -21,11 +22,7 @@ SCREENSHOT = os.environ.get("EDGEAFF_DASHBOARD_SCREENSHOT")  # where to keep the
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    if not Path(CHROMIUM).exists():
-        message = "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_system(None if Path(CHROMIUM).exists() else "Debian's chromium is not installed (apt-get install chromium)")
     return CHROMIUM
 
 

@@ -4,7 +4,6 @@ predictions of ``edgeaff infer`` and ``edgeaff serve``."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -16,7 +15,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from serve_support import CLIP_FRAMES, running_server, serve_args, wait_until, ws_url
+from process_tools import wait_for
+from serve_support import CLIP_FRAMES, running_server, serve_args, ws_url
+from system_needs import require_system
 from test_server import COMPARED, reference
 from websockets.sync.client import connect
 
@@ -35,11 +36,7 @@ def free_port() -> int:
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[int]:
     """A Mosquitto broker on 127.0.0.1 (anonymous, no persistence); its port."""
-    if not Path(MOSQUITTO).exists():
-        message = "mosquitto is not installed (apt-get install mosquitto; .ci/run installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+    require_system(None if Path(MOSQUITTO).exists() else "mosquitto is not installed (apt-get install mosquitto)")
     port = free_port()
     config = tmp_path / "mosquitto.conf"
     config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
@@ -50,7 +47,7 @@ def broker(tmp_path: Path) -> Iterator[int]:
             with socket.socket() as probe:
                 return probe.connect_ex(("127.0.0.1", port)) == 0
 
-        assert wait_until(listening, 20), process.stdout.read() if process.poll() is not None else "no port"
+        assert wait_for(listening, 20), process.stdout.read() if process.poll() is not None else "no port"
         yield port
     finally:
         process.terminate()
@@ -86,7 +83,7 @@ def test_infer_publishes_every_prediction(broker: int, serve_bundle, face_clip, 
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert wait_until(lambda: len(subscriber.messages) >= CLIP_FRAMES, 20)
+        assert wait_for(lambda: len(subscriber.messages) >= CLIP_FRAMES, 20)
     finally:
         subscriber.close()
     expected = reference(serve_bundle.path, face_clip)
@@ -107,7 +104,7 @@ def test_serve_publishes_what_it_streams(broker: int, serve_bundle, face_clip) -
         args = serve_args(serve_bundle, face_clip, "--loop", "--publish", f"mqtt://127.0.0.1:{broker}/edgeaff/live")
         with running_server(args) as server, connect(ws_url(server.url), open_timeout=30) as socket:
             streamed = [json.loads(socket.recv(timeout=30)) for _ in range(20)]
-        assert wait_until(lambda: any(m["seq"] == streamed[-1]["seq"] for m in subscriber.messages), 10)
+        assert wait_for(lambda: any(m["seq"] == streamed[-1]["seq"] for m in subscriber.messages), 10)
     finally:
         subscriber.close()
     published = {m["seq"]: m for m in subscriber.messages}

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_tools import wait_for
 from serve_support import (
     CLIP_FRAMES,
     TOKEN,
@@ -19,7 +20,6 @@ from serve_support import (
     request,
     running_server,
     serve_args,
-    wait_until,
     ws_url,
 )
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -71,7 +71,7 @@ def test_websocket_messages_equal_the_pipelines_predictions(serve_bundle, face_c
 def test_status_counts_the_source_to_its_end_and_the_server_stays_up(serve_bundle, face_clip) -> None:
     expected = reference(serve_bundle.path, face_clip)
     with running_server(serve_args(serve_bundle, face_clip)) as server:
-        ended = wait_until(lambda: get_json(server.url + "status")["source"]["state"] == "ended", 60)
+        ended = wait_for(lambda: get_json(server.url + "status")["source"]["state"] == "ended", 60)
         status = get_json(server.url + "status")
         assert ended, status
         assert status["frames"] == CLIP_FRAMES
@@ -104,7 +104,7 @@ def test_status_counts_the_source_to_its_end_and_the_server_stays_up(serve_bundl
 def test_every_endpoint_but_health_needs_the_token(serve_bundle, face_clip) -> None:
     with running_server(serve_args(serve_bundle, face_clip, "--loop"), env={"EDGEAFF_SERVE_TOKEN": TOKEN}) as server:
         assert TOKEN not in server.output()  # never printed
-        wait_until(lambda: get(server.url + "latest", token=TOKEN)[0] == 200, 30)
+        wait_for(lambda: get(server.url + "latest", token=TOKEN)[0] == 200, 30)
         paths = ["", "status", "latest", "metrics", "preview.jpg", "static/dashboard.js", "static/uPlot.iife.min.js"]
         for path in paths:
             for token in (None, "wrong-token-0123456789", TOKEN[:-1], TOKEN + "x"):
@@ -220,7 +220,7 @@ def test_twenty_clients_at_once_each_get_every_message(serve_bundle, face_clip) 
         assert not errors, errors
         for seqs in received:
             assert seqs == list(range(seqs[0], seqs[0] + wanted))  # in order, none dropped
-        assert wait_until(lambda: get_json(server.url + "status")["clients"]["connected"] == 0, 10)
+        assert wait_for(lambda: get_json(server.url + "status")["clients"]["connected"] == 0, 10)
         assert get_json(server.url + "status")["dropped_messages"] == 0
 
 

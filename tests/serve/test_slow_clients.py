@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from media_fixtures import write_media
 from onnx_bundle import TinyBundle, build_bundle
-from serve_support import get_json, open_fds, rss_kib, running_server, serve_args, wait_until, ws_url
+from process_tools import wait_for
+from serve_support import get_json, open_fds, rss_kib, running_server, serve_args, ws_url
 from websockets.sync.client import connect
 
 from edgeaff.serve.hub import Hub
@@ -140,7 +141,7 @@ def test_a_client_that_never_reads_keeps_memory_bounded(many_models, fast_clip) 
                 queued.append(entry["queued"])
                 return entry["dropped"] > 0
 
-            assert wait_until(dropping, 120, poll_s=0.5), stalled_entry()
+            assert wait_for(dropping, 120, poll_s=0.5), stalled_entry()
             # from here on every message to the stalled client is one more dropped, none is kept
             rss_start, dropped_start = rss_kib(server.pid), stalled_entry()["dropped"]
             for _ in range(10):
@@ -159,7 +160,7 @@ def test_a_client_that_never_reads_keeps_memory_bounded(many_models, fast_clip) 
         assert len(seqs) > 100 and seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # the other client lost none
         status = get_json(server.url + "status")
         assert status["dropped_messages"] >= entry["dropped"]
-        assert wait_until(lambda: get_json(server.url + "status")["clients"]["connected"] == 0, 30)
+        assert wait_for(lambda: get_json(server.url + "status")["clients"]["connected"] == 0, 30)
 
 
 @pytest.mark.slow
@@ -177,7 +178,7 @@ def test_clients_connecting_and_leaving_in_a_loop(serve_bundle, fast_clip) -> No
         raw = [stalled_client(int(server.url.rsplit(":", 1)[1].strip("/"))) for _ in range(10)]
         for sock in raw:
             sock.close()  # gone without a closing handshake
-        assert wait_until(lambda: get_json(server.url + "status")["clients"]["connected"] == 0, 30)
+        assert wait_for(lambda: get_json(server.url + "status")["clients"]["connected"] == 0, 30)
         assert get_json(server.url + "health")["ok"]
         assert open_fds(server.pid) <= fds + 5
         assert rss_kib(server.pid) - rss < 40 * 1024
