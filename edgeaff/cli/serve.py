@@ -99,8 +99,10 @@ def serve_command(
     """Serve live predictions: WebSocket, HTTP (status, latest, metrics, clip upload), a dashboard, MQTT."""
     from edgeaff.runtime import parse_reconnect
     from edgeaff.runtime.sinks.mqtt import check_qos, parse_mqtt_url
+    from edgeaff.serve import ServeSettings, SourceSpec, require_serve_extra
+
+    require_serve_extra()
     from edgeaff.serve.server import serve
-    from edgeaff.serve.settings import ServeSettings, SourceSpec
 
     settings = ServeSettings(
         host=host, port=port, token=token, max_clients=max_clients, queue=queue, max_upload_mb=max_upload_mb,

@@ -8,6 +8,31 @@ by uvicorn (:mod:`.app`, :mod:`.server`) answers ``/health``, ``/status``, ``/la
 nothing here is imported by the runtime. See ``docs/serve.md``.
 """
 
+from edgeaff.runtime import MissingDependencyError
 from edgeaff.serve.settings import ServeSettings, SourceSpec
 
-__all__ = ["ServeSettings", "SourceSpec"]
+SERVE_MODULES = ("starlette", "uvicorn", "websockets", "prometheus_client")
+"""What the ``serve`` extra brings, imported by the web side (paho-mqtt only with ``--publish``)."""
+
+
+def require_serve_extra() -> None:
+    """Check that the ``serve`` extra is installed, before anything imports it.
+
+    Raises:
+        MissingDependencyError: a module of the extra is missing (the message says what to install).
+    """
+    import importlib
+
+    missing = []
+    for name in SERVE_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise MissingDependencyError(
+            f"edgeaff serve needs {', '.join(missing)} (the serve extra); install it with: pip install 'edgeaff[serve]'"
+        )
+
+
+__all__ = ["SERVE_MODULES", "ServeSettings", "SourceSpec", "require_serve_extra"]

@@ -97,8 +97,6 @@ def serve(
         MissingDependencyError: the ``serve`` extra is not installed.
     """
     uvicorn: Any = require("uvicorn", extra="serve", purpose="edgeaff serve")
-    require("starlette", extra="serve", purpose="edgeaff serve")
-    require("websockets", extra="serve", purpose="edgeaff serve")
     options = dataclasses.replace(options, mode=Mode.STREAM, images=settings.preview)
     source.open()  # the URI is checked before anything else starts
     bundle = load_bundle(bundle_path)

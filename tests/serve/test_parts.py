@@ -197,3 +197,22 @@ def test_bad_options_are_one_line(serve_bundle, face_clip) -> None:
         port = taken.getsockname()[1]
         result = run_cli(*serve_args(serve_bundle, face_clip, "--port", str(port)))
     assert result.returncode == 2 and f"error: cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
+
+
+def test_without_the_serve_extra_the_command_says_what_to_install(serve_bundle, face_clip) -> None:
+    block = (
+        "import sys\n"
+        "class _Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('starlette', 'uvicorn'):\n"
+        "            raise ImportError('blocked for this test')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", block + "from edgeaff.cli import main; main()", "serve",
+         *serve_args(serve_bundle, face_clip)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
+    assert "error: edgeaff serve needs starlette, uvicorn (the serve extra)" in result.stderr
+    assert "pip install 'edgeaff[serve]'" in result.stderr
