@@ -21,7 +21,7 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= train,export,ort,cluster,dev
+EXTRAS ?= train,export,ort,cluster,serve,dev
 DEMO_DIR ?= edgeaff-demo
 DEMO_ARGS ?=
 PYTEST_ARGS ?=

@@ -140,6 +140,9 @@ PLANTS = {
                                      {"runtime-layers"}),
     "bench past the public API": ("bench/stats.py", "from edgeaff.runtime.pipeline import timing",
                                   {"bench-public-api"}),
+    "serve past the public API": ("serve/hub.py", "from edgeaff.runtime.io import sources", {"serve-public-api"}),
+    "serve reaching up to the cli": ("serve/hub.py", "import edgeaff.cli.app", {"packages", "acyclic"}),
+    "torch in serve": ("serve/feed.py", "import torch", {"torch-free"}),
     "a cycle between siblings": ("runtime/errors.py", "import edgeaff.runtime.spec", {"acyclic"}),
     "a package in no layer": ("newpart/__init__.py", "import edgeaff.runtime", {"packages"}),
 }  # fmt: skip

@@ -6,7 +6,7 @@ this package, ``edgeaff --help`` and the runtime commands work without torch (te
 
 from __future__ import annotations
 
-from edgeaff.cli import bench, checkpoints, data, demo, doctor, engines, export, infer, training
+from edgeaff.cli import bench, checkpoints, data, demo, doctor, engines, export, infer, serve, training
 from edgeaff.cli.app import app, main
 
 # The order `edgeaff --help` lists them in: data and training first, then export and the device side. Typer lists
@@ -20,6 +20,7 @@ app.command("export")(export.export)
 app.command("build-engines")(engines.build_engines_command)
 app.command("infer")(infer.infer_command)
 app.command("bench")(bench.bench_command)
+app.command("serve")(serve.serve_command)
 app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.add_typer(engines.engine_cache_app, name="engine-cache")

@@ -20,6 +20,8 @@ from edgeaff.cli.run_options import (
     FaceSelectOpt,
     HaarCascadeOpt,
     PrecisionOpt,
+    PublishOpt,
+    QosOpt,
     ReconnectOpt,
     ShapeOpt,
     ThreadsOpt,
@@ -76,6 +78,8 @@ def infer_command(
     engine_cache: EngineCacheOpt = None,
     shape: ShapeOpt = None,
     device: DeviceOpt = None,
+    publish: PublishOpt = None,
+    qos: QosOpt = 0,
 ) -> None:
     """Predict valence/arousal per frame of a video, camera or stream with a bundle (torch-free)."""
     from edgeaff.runtime import (
@@ -87,6 +91,7 @@ def infer_command(
         write_results,
     )
     from edgeaff.runtime.io.open import LIVE_KINDS, classify
+    from edgeaff.runtime.sinks.mqtt import publish_sinks
 
     if (source is None) == (prepared is None):
         raise InvalidInputError("give either a SOURCE or --prepared TRIAL_DIR (exactly one)")
@@ -107,7 +112,8 @@ def infer_command(
     def note(line: str) -> None:
         typer.echo(line, err=True)
 
-    with Pipeline(bundle, options=options, on_note=note) as pipeline:
+    with Pipeline(bundle, options=options, on_note=note) as pipeline, \
+            publish_sinks(publish, qos=qos, model_names=pipeline.model_names) as publishers:  # fmt: skip
         if prepared is not None:
             run = pipeline.run_prepared(prepared, max_frames=max_frames)
         else:
@@ -116,4 +122,4 @@ def infer_command(
             run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, reconnect=policy if live else None,
                                max_frames=max_frames)  # fmt: skip
         outputs = Outputs(per_model=per_model, overlay=overlay, plot=plot, live=live)
-        write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo)
+        write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo, sinks=publishers)

@@ -130,3 +130,17 @@ def pipeline_options(
         images=images,
         spool_dir=spool_dir,
     )
+
+
+PublishOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--publish",
+        metavar="mqtt://HOST:PORT/TOPIC",
+        help="Also publish every prediction as JSON to this MQTT broker and topic (mqtts:// for TLS; needs the "
+        "serve extra).",
+    ),
+]
+QosOpt = Annotated[
+    int, typer.Option("--qos", help="MQTT quality of service for --publish: 0 (at most once), 1 or 2 (exactly once).")
+]

@@ -11,7 +11,7 @@ import av
 import numpy as np
 from face_scenes import background, paste, placement
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parent / "data"
 SPEECH = DATA / "speech_16k.wav"
 
 
