@@ -18,6 +18,8 @@ from edgeaff.cli.run_options import (
     EngineCacheOpt,
     FaceDetectorOpt,
     FaceSelectOpt,
+    FolderAudioOpt,
+    FolderFpsOpt,
     HaarCascadeOpt,
     PrecisionOpt,
     PublishOpt,
@@ -25,6 +27,7 @@ from edgeaff.cli.run_options import (
     ReconnectOpt,
     ShapeOpt,
     ThreadsOpt,
+    TimeoutOpt,
     backend_options,
     pipeline_options,
 )
@@ -63,14 +66,10 @@ def infer_command(
     plot: Annotated[bool, typer.Option("--plot", help="Write <name>.png with the traces.")] = False,
     live: Annotated[bool, typer.Option("--live", help="Print predictions as they come (stream mode).")] = False,
     max_frames: Annotated[int | None, typer.Option("--max-frames", help="Stop after N frames.")] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up (up to 24 h).")
-    ] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     reconnect: ReconnectOpt = "on",
-    fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of face images.")] = None,
-    audio: Annotated[
-        Path | None, typer.Option("--audio", help="Audio (any media file) for a folder of face images.")
-    ] = None,
+    fps: FolderFpsOpt = None,
+    audio: FolderAudioOpt = None,
     name: Annotated[
         str | None, typer.Option("--name", help="Stem of the result files (default: the source's).")
     ] = None,

@@ -50,6 +50,18 @@ DetectEveryOpt = Annotated[
 ]
 FaceSelectOpt = Annotated[str, typer.Option("--face-select", help="Whom to follow: largest, center, left or right.")]
 ClipOpt = Annotated[str, typer.Option("--clip", help="Clip to [-1, 1]: late (after ensembling), early or none.")]
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        callback=options.timeout,
+        help="Live sources: seconds without a frame before giving up (up to 24 h).",
+    ),
+]
+FolderFpsOpt = Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of face images.")]
+FolderAudioOpt = Annotated[
+    Path | None, typer.Option("--audio", help="Audio (any media file) for a folder of face images.")
+]
 ReconnectOpt = Annotated[
     str,
     typer.Option(

@@ -3,7 +3,6 @@ options every command that runs a bundle shares (:mod:`edgeaff.cli.run_options`)
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +17,8 @@ from edgeaff.cli.run_options import (
     EngineCacheOpt,
     FaceDetectorOpt,
     FaceSelectOpt,
+    FolderAudioOpt,
+    FolderFpsOpt,
     HaarCascadeOpt,
     PrecisionOpt,
     PublishOpt,
@@ -25,6 +26,7 @@ from edgeaff.cli.run_options import (
     ReconnectOpt,
     ShapeOpt,
     ThreadsOpt,
+    TimeoutOpt,
     backend_options,
     pipeline_options,
 )
@@ -66,14 +68,10 @@ def serve_command(
     per_model: Annotated[
         bool, typer.Option("--per-model", help="Add each model's raw prediction to every message.")
     ] = False,
-    timeout: Annotated[
-        float, typer.Option("--timeout", help="Live sources: seconds without a frame before giving up (up to 24 h).")
-    ] = 10.0,
+    timeout: TimeoutOpt = 10.0,
     reconnect: ReconnectOpt = "on",
-    fps: Annotated[float | None, typer.Option("--fps", help="Frame rate of a folder of face images.")] = None,
-    audio: Annotated[
-        Path | None, typer.Option("--audio", help="Audio (any media file) for a folder of face images.")
-    ] = None,
+    fps: FolderFpsOpt = None,
+    audio: FolderAudioOpt = None,
     max_clients: Annotated[int, typer.Option("--max-clients", help="WebSocket clients at once (1..1000).")] = 32,
     queue: Annotated[
         int,
