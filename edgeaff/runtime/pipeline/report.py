@@ -114,16 +114,20 @@ def build_report(run: Reportable) -> dict[str, Any]:
             "kind": options.face_detector.value,
             "detect_every": options.detect_every,
             "select": options.face_select.value,
-            "counts": dict(faces.counts),
+            "faces": options.faces.value,
+            "counts": dict(processor.tracks.counts if processor.tracks is not None else faces.counts),
         },
+        "tracks": _tracks(processor),
         "wall_s": run.wall_s,
         "frames_per_second": frames / run.wall_s if run.wall_s > 0 else None,
         "timing_ms": timing,
         "latency_ms": _latency(run.timer),
         "audio_lookahead_ms": lookahead_ms if processor.mode.value == "stream" else None,
         "buffers": {
-            "window_frames": windows.window if windows is not None else None,
-            "max_window_buffer": windows.buffered_frames if windows is not None else None,
+            "window_frames": spec.window.length if processor.mode.value == "offline" else None,
+            "max_window_buffer": windows.buffered_frames
+            if windows is not None
+            else (processor.max_window_buffer if processor.mode.value == "offline" else None),
             "max_pending_frames": processor.features.max_pending,
             "max_audio_rows": processor.max_audio_rows,
             "image_spool_bytes": processor.spool.size_bytes if processor.spool is not None else None,
@@ -134,6 +138,25 @@ def build_report(run: Reportable) -> dict[str, Any]:
         "versions": versions(),
     }
     return plain(document)
+
+
+def _tracks(processor: FrameProcessor) -> dict[str, Any] | None:
+    """Multi-face mode: the tracker's settings, how many tracks there were, and the list of the tracks."""
+    tracks = processor.tracks
+    if tracks is None:
+        return None
+    listed = processor.track_summaries()
+    return {
+        "max_faces": tracks.options.max_faces,
+        "timeout_s": tracks.options.timeout_s,
+        "started": tracks.started,
+        "listed": listed,
+        "not_listed": tracks.started - len(listed),
+        "most_faces_left_out": tracks.overflow,
+        "first_frame_with_faces_left_out": tracks.overflow_frame,
+        "frames_with_tracks": processor.with_tracks,
+        "frames_without_tracks": processor.frames - processor.with_tracks,
+    }
 
 
 def _alignment(processor: FrameProcessor) -> str | None:
