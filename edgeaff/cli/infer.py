@@ -18,11 +18,14 @@ from edgeaff.cli.run_options import (
     EngineCacheOpt,
     FaceDetectorOpt,
     FaceSelectOpt,
+    FacesOpt,
     HaarCascadeOpt,
+    MaxFacesOpt,
     PrecisionOpt,
     ReconnectOpt,
     ShapeOpt,
     ThreadsOpt,
+    TrackTimeoutOpt,
     backend_options,
     pipeline_options,
 )
@@ -52,6 +55,9 @@ def infer_command(
     haar_cascade: HaarCascadeOpt = None,
     detect_every: DetectEveryOpt = 10,
     face_select: FaceSelectOpt = "largest",
+    faces: FacesOpt = None,
+    max_faces: MaxFacesOpt = None,
+    track_timeout: TrackTimeoutOpt = None,
     clip: ClipOpt = "late",
     threads: ThreadsOpt = None,
     per_model: Annotated[
@@ -100,7 +106,8 @@ def infer_command(
             shape=shape,
         ),
         mode=mode, face_detector=face_detector, haar_cascade=haar_cascade, detect_every=detect_every,
-        face_select=face_select, clip=clip, batch=batch, per_model=per_model, images=overlay, spool_dir=out_dir,
+        face_select=face_select, faces=faces, max_faces=max_faces, track_timeout=track_timeout, clip=clip,
+        batch=batch, per_model=per_model, images=overlay, spool_dir=out_dir,
     )  # fmt: skip
 
     def note(line: str) -> None:
