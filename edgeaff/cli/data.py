@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeaff.cli import options
+from edgeaff.cli.run_options import TorchDeviceOpt
 
 
 def synth(
@@ -73,7 +74,7 @@ def prepare(
     subjects: Annotated[
         Path | None, typer.Option("--subjects", help="trial→subject map (CSV trial,subject or JSON) for the folds.")
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="Device for VGGish: cpu or cuda.")] = "cpu",
+    device: TorchDeviceOpt = "cpu",
 ) -> None:
     """Extract faces, MFCC and VGGish features and labels per trial (resumable), then the six folds."""
     from rich.console import Console

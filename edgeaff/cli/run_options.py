@@ -1,8 +1,10 @@
-"""Options shared by the commands that run a bundle (``infer``, ``bench``, ``serve``), defined once.
+"""Options shared by several commands, defined once: those of the commands that run a bundle (``infer``,
+``bench``, ``serve``), and ``--device``, which means the same in every edgeaff command (``cpu``, ``cuda`` or
+``cuda:N``; :class:`edgeaff.runtime.Device`).
 
 Each alias is an ``Annotated`` type for a typer parameter; :func:`pipeline_options` turns the values into the
 runtime's validated :class:`~edgeaff.runtime.PipelineOptions`, so every command means the same by each option.
-``--device`` means the same in every edgeaff command: ``cpu``, ``cuda`` or ``cuda:N``.
+Numeric options carry the range checks of :mod:`edgeaff.cli.options` as callbacks.
 """
 
 from __future__ import annotations
@@ -12,15 +14,23 @@ from typing import Annotated, Any
 
 import typer
 
+from edgeaff.cli import options
+
 BundleOpt = Annotated[Path, typer.Option("--bundle", help="Bundle directory written by 'edgeaff export'.")]
 BackendOpt = Annotated[str, typer.Option("--backend", help="ort-cpu, ort-cuda, ort-trt or trt.")]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="fp32, fp16 or int8 (as exported).")]
 ThreadsOpt = Annotated[
-    int | None, typer.Option("--threads", help="ONNX Runtime threads per graph (1..4 × the usable cores).")
+    int | None,
+    typer.Option(
+        "--threads", callback=options.threads, help="ONNX Runtime threads per graph (1..4 × the usable cores)."
+    ),
 ]
 DeviceOpt = Annotated[
     str | None,
     typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda:0 for GPU backends, cpu for ort-cpu)."),
+]
+TorchDeviceOpt = Annotated[
+    str, typer.Option("--device", help="Where PyTorch computes: cpu, cuda or cuda:N (the same meaning as everywhere).")
 ]
 EngineCacheOpt = Annotated[
     Path | None, typer.Option("--engine-cache", metavar="DIR", help="TensorRT engine cache (trt, ort-trt).")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeaff.cli import options
+from edgeaff.cli.run_options import TorchDeviceOpt
 
 
 def train(
@@ -72,7 +73,7 @@ def train(
             callback=options.threads,
         ),
     ] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    device: TorchDeviceOpt = "cpu",
 ) -> None:
     """Train the fold × dimension models (the paper's recipe by default); resumable; optionally on Ray."""
     from edgeaff.train.console import TrainingConsole, results_table

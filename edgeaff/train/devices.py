@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 
+from edgeaff.runtime.backends.base import Device
 from edgeaff.runtime.errors import InvalidInputError
 
 DEVICE_CHOICES = ("cpu", "cuda", "cuda:N")
@@ -18,11 +17,8 @@ def check_torch_device(device: str, *, option: str = "--device") -> str:
         InvalidInputError: an unknown device, CUDA asked for where PyTorch has none, or an ordinal past the GPUs
             present; each with what to use instead.
     """
-    text = str(device).strip().lower()
-    match = re.fullmatch(r"cuda(?::(\d+))?", text)
-    if text != "cpu" and match is None:
-        raise InvalidInputError(f"{option} '{device}' is not a device edgeaff trains on; choose cpu, cuda or cuda:N")
-    if match is not None:
+    where = Device.parse(device)  # the one meaning of --device in every command
+    if where.kind == "cuda":
         if not torch.cuda.is_available():
             build = "built without CUDA" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
             raise InvalidInputError(
@@ -30,10 +26,9 @@ def check_torch_device(device: str, *, option: str = "--device") -> str:
                 f"{torch.cuda.device_count()} GPU(s) visible); use --device cpu or a machine with an NVIDIA GPU and "
                 "a CUDA build of PyTorch"
             )
-        index = int(match.group(1) or 0)
-        if index >= torch.cuda.device_count():
+        if where.index >= torch.cuda.device_count():
             raise InvalidInputError(
                 f"{option} {device}: there are only {torch.cuda.device_count()} GPU(s) here (cuda:0 .. "
                 f"cuda:{torch.cuda.device_count() - 1})"
             )
-    return text
+    return str(where)

@@ -3,6 +3,7 @@ numbers from frames and audio the caller decoded; sessions are opened once; bad 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -254,12 +255,37 @@ def test_bad_pushes_are_refused_with_one_line(tiny_bundle: TinyBundle) -> None:
 def test_a_graph_that_differs_from_its_manifest_is_refused_when_the_pipeline_opens(
     tiny_bundle: TinyBundle, tmp_path: Path
 ) -> None:
+    """A consistent manifest (hashes match) over a visual graph that gives another embedding width than the
+    manifest says: refused when its session opens, not at the first frame."""
+    import onnx
+    from onnx import TensorProto, helper
+
     copy = tmp_path / "bundle"
     shutil.copytree(tiny_bundle.path, copy)
-    manifest = json.loads((tiny_bundle.path / "manifest.json").read_text())
-    outputs = manifest["graphs"]["visual"]["outputs"]
-    outputs[0]["shape"] = [*outputs[0]["shape"][:-1], 999]  # the embedding width the manifest claims
+    manifest = json.loads((copy / "manifest.json").read_text())
+    entry = manifest["graphs"]["visual"]
+    models = len(manifest["models"])
+    repeats = helper.make_tensor("repeats", TensorProto.INT64, [3], [1, models, 5])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["frames"], ["x"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["x"], ["m"], axes=[1, 2, 3], keepdims=0),
+            helper.make_node("Unsqueeze", ["m", "axes"], ["u"]),
+            helper.make_node("Tile", ["u", "repeats"], ["embeddings"]),
+        ],
+        "wrong_width",
+        [helper.make_tensor_value_info("frames", TensorProto.UINT8, ["frames", 48, 48, 3])],
+        [helper.make_tensor_value_info("embeddings", TensorProto.FLOAT, ["frames", models, 5])],
+        initializer=[repeats, helper.make_tensor("axes", TensorProto.INT64, [2], [1, 2])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    for variant in entry["variants"].values():
+        path = copy / variant["file"]
+        onnx.save(model, str(path))
+        variant["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        variant["bytes"] = path.stat().st_size
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    pipeline = Pipeline(copy)
-    with pytest.raises(BundleError, match=r"'visual' graph .* shape .*999"):
+    bundle = load_bundle(copy)  # the bundle itself is consistent
+    pipeline = Pipeline(bundle)
+    with pytest.raises(BundleError, match=r"'visual' graph .* shape .*5\).*manifest says"):
         pipeline.open()

@@ -73,15 +73,6 @@ def test_a_version_1_manifest_reads_into_typed_entries_and_writes_back_identical
     assert json.dumps(manifest.to_dict()) == json.dumps(v1)
 
 
-def test_the_json_view_keeps_subscript_readers_working(v1: dict[str, Any]) -> None:
-    manifest = Manifest.from_dict(v1)
-    assert manifest["visual"]["embedding_dim"] == manifest.visual.embedding_dim
-    assert manifest["streaming"]["state_input"] == "state" and manifest.get("missing", 7) == 7
-    assert manifest["graphs"]["face_detector"]["detector_spec"] == manifest.graphs.face_detector.detector_spec
-    model = manifest.models[1]
-    assert (model["fold"], model["dimension"], model.get("kind")) == (1, "valence", "multimodal")
-
-
 def test_version_2_keeps_the_keys_and_requires_sizes_and_the_detector_spec(v1: dict[str, Any]) -> None:
     document = _v2(v1)
     assert Manifest.from_dict(document).to_dict() == document

@@ -48,41 +48,12 @@ def _latency(timer: StageTimer) -> dict[str, Any] | None:
 def build_report(run: Reportable) -> dict[str, Any]:
     """The summary document of a finished (or stopped) run."""
     processor = run.processor
-    info: SourceInfo = processor.info
     pipeline, options = run.pipeline, run.pipeline.options
-    bundle = pipeline.bundle
     frames = processor.frames
-    duration = None
-    if processor.first_t is not None and processor.last_t is not None:
-        duration = float(processor.last_t - processor.first_t) + (1.0 / info.fps if info.fps else 0.0)
-    timing = {k: v for k, v in run.timer.summary().items() if k != "latency"}
-    spec = bundle.feature_spec
-    lookahead_ms = 0.0
-    if processor.audio is not None:
-        hop, window = spec.vggish.stft_hop_s, spec.vggish.stft_window_s
-        lookahead_ms = 1000.0 * (hop * (spec.vggish.example_frames - 1) + window)
-    faces = processor.faces
-    windows = processor.windows
-    outages = getattr(run, "outages", None)
     document: dict[str, Any] = {
         "format": SUMMARY_FORMAT,
         "schema_version": SUMMARY_SCHEMA_VERSION,
-        "source": {
-            "uri": info.uri,
-            "kind": info.kind.value,
-            "name": info.name,
-            "live": info.live,
-            "fps": info.fps,
-            "width": info.width,
-            "height": info.height,
-            "rotation": info.rotation,
-            "mirrored": info.mirrored,
-            "frames_declared": info.frame_count,
-            "audio": info.has_audio,
-            "audio_note": info.audio_note,
-            "dropped_frames": run.dropped_frames,
-            "outages": None if outages is None else dataclasses.asdict(outages),
-        },
+        "source": _source(run),
         "gaps": [
             {**dataclasses.asdict(gap), "reason": gap.reason.value, "duration_s": gap.duration_s}
             for gap in processor.gaps
@@ -91,7 +62,7 @@ def build_report(run: Reportable) -> dict[str, Any]:
         "frames": frames,
         "first_time_s": processor.first_t,
         "last_time_s": processor.last_t,
-        "duration_s": duration,
+        "duration_s": _duration(processor),
         "frames_with_face": processor.with_face,
         "frames_without_face": frames - processor.with_face,
         "frames_with_audio": processor.with_audio,
@@ -102,42 +73,89 @@ def build_report(run: Reportable) -> dict[str, Any]:
         "clip": options.clip.value,
         "graphs": [c.to_dict() for role, c in pipeline.graphs.choices.items() if role in processor.roles],
         "bundle": {
-            "path": str(bundle.root),
+            "path": str(pipeline.bundle.root),
             "models": list(processor.model_names),
-            "precisions": [p.value for p in bundle.precisions],
-            "shared_trunk": bundle.shared_trunk,
+            "precisions": [p.value for p in pipeline.bundle.precisions],
+            "shared_trunk": pipeline.bundle.shared_trunk,
         },
         "dimensions": {plan.dimension.value: plan.to_dict() for plan in processor.plans},
-        "face_detector": None
-        if faces is None
-        else {
-            "kind": options.face_detector.value,
-            "detect_every": options.detect_every,
-            "select": options.face_select.value,
-            "faces": options.faces.value,
-            "counts": dict(processor.tracks.counts if processor.tracks is not None else faces.counts),
-        },
+        "face_detector": _face_detector(run),
         "tracks": _tracks(processor),
         "wall_s": run.wall_s,
         "frames_per_second": frames / run.wall_s if run.wall_s > 0 else None,
-        "timing_ms": timing,
+        "timing_ms": {k: v for k, v in run.timer.summary().items() if k != "latency"},
         "latency_ms": _latency(run.timer),
-        "audio_lookahead_ms": lookahead_ms if processor.mode.value == "stream" else None,
-        "buffers": {
-            "window_frames": spec.window.length if processor.mode.value == "offline" else None,
-            "max_window_buffer": windows.buffered_frames
-            if windows is not None
-            else (processor.max_window_buffer if processor.mode.value == "offline" else None),
-            "max_pending_frames": processor.features.max_pending,
-            "max_audio_rows": processor.max_audio_rows,
-            "image_spool_bytes": processor.spool.size_bytes if processor.spool is not None else None,
-        },
-        "windows": None if windows is None else [list(w) for w in windows.windows],
+        "audio_lookahead_ms": _lookahead_ms(processor) if processor.mode.value == "stream" else None,
+        "buffers": _buffers(processor),
+        "windows": None if processor.windows is None else [list(w) for w in processor.windows.windows],
         "notes": list(processor.notes.notes),
         "warnings": list(processor.notes.warnings),
         "versions": versions(),
     }
     return plain(document)
+
+
+def _source(run: Reportable) -> dict[str, Any]:
+    info: SourceInfo = run.processor.info
+    outages = getattr(run, "outages", None)
+    return {
+        "uri": info.uri,
+        "kind": info.kind.value,
+        "name": info.name,
+        "live": info.live,
+        "fps": info.fps,
+        "width": info.width,
+        "height": info.height,
+        "rotation": info.rotation,
+        "mirrored": info.mirrored,
+        "frames_declared": info.frame_count,
+        "audio": info.has_audio,
+        "audio_note": info.audio_note,
+        "dropped_frames": run.dropped_frames,
+        "outages": None if outages is None else dataclasses.asdict(outages),
+    }
+
+
+def _duration(processor: FrameProcessor) -> float | None:
+    if processor.first_t is None or processor.last_t is None:
+        return None
+    fps = processor.info.fps
+    return float(processor.last_t - processor.first_t) + (1.0 / fps if fps else 0.0)
+
+
+def _lookahead_ms(processor: FrameProcessor) -> float:
+    """How far the VGGish example of a frame reaches ahead of it (0 without audio)."""
+    if processor.audio is None:
+        return 0.0
+    spec = processor.bundle.feature_spec.vggish
+    return 1000.0 * (spec.stft_hop_s * (spec.example_frames - 1) + spec.stft_window_s)
+
+
+def _face_detector(run: Reportable) -> dict[str, Any] | None:
+    faces, options = run.processor.faces, run.pipeline.options
+    if faces is None:
+        return None
+    return {
+        "kind": options.face_detector.value,
+        "detect_every": options.detect_every,
+        "select": options.face_select.value,
+        "faces": options.faces.value,
+        "counts": dict(run.processor.tracks.counts if run.processor.tracks is not None else faces.counts),
+    }
+
+
+def _buffers(processor: FrameProcessor) -> dict[str, Any]:
+    windows, spool = processor.windows, processor.spool
+    offline = processor.mode.value == "offline"
+    return {
+        "window_frames": processor.bundle.feature_spec.window.length if offline else None,
+        "max_window_buffer": windows.buffered_frames
+        if windows is not None
+        else (processor.max_window_buffer if offline else None),
+        "max_pending_frames": processor.features.max_pending,
+        "max_audio_rows": processor.max_audio_rows,
+        "image_spool_bytes": spool.size_bytes if spool is not None else None,
+    }
 
 
 def _tracks(processor: FrameProcessor) -> dict[str, Any] | None:

@@ -275,7 +275,7 @@ def test_reconnect_policy_ranges_waits_and_command_line_form() -> None:
     for bad in ("sometimes", "retries=3", "interval=fast", "give-up=-1", "attempts=0"):
         with pytest.raises(InvalidInputError, match="reconnect"):
             parse_reconnect(bad)
-    with pytest.raises(InvalidInputError, match="time-out"):
+    with pytest.raises(InvalidInputError, match="timeout must be in"):
         open_source("rtsp://127.0.0.1:9/x", timeout_s=0)
     assert reader_timeout(3.0, None) == 3.0 and reader_timeout(3.0, ReconnectPolicy(give_up_s=10)) > 16.0
 
