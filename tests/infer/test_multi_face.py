@@ -89,23 +89,28 @@ def test_the_cli_writes_a_track_column_one_abaw_file_per_track_and_the_tracks(
     header, rows = read_csv(out / "late.csv")
     assert header == ["frame", "time_s", "track", "valence", "arousal", "face", "audio"]
     frames = 30
-    # no row for the frames without anybody; then one per frame and track, sorted
-    assert [(int(r[0]), int(r[2])) for r in rows] == [(f, t) for f in range(LATE, frames) for t in (0, 1)]
+    pairs = [(int(r[0]), int(r[2])) for r in rows]
+    assert pairs == sorted(pairs) and {t for _, t in pairs} == {0, 1}  # sorted by frame, then track
+    # no row for the frames without anybody; each track from its first frame to the end, one row per frame (a
+    # face is picked up at the first whole-frame detection that sees it: within --detect-every frames)
+    first = {t: min(f for f, u in pairs if u == t) for t in (0, 1)}
+    assert min(first.values()) == LATE and max(first.values()) <= LATE + 10
+    assert sorted(pairs) == sorted((f, t) for t in (0, 1) for f in range(first[t], frames))
     models_header, model_rows = read_csv(out / "late.models.csv")
     assert models_header[:3] == ["frame", "time_s", "track"] and len(model_rows) == len(rows)
     summary = json.loads((out / "late.json").read_text())
     tracks = summary["tracks"]
     assert tracks["started"] == 2 and tracks["frames_without_tracks"] == LATE
     assert [(t["track"], t["first_frame"], t["last_frame"], t["frames"], t["frames_with_face"])
-            for t in tracks["listed"]] == [(0, LATE, frames - 1, frames - LATE, frames - LATE),
-                                           (1, LATE, frames - 1, frames - LATE, frames - LATE)]  # fmt: skip
+            for t in tracks["listed"]] == [(t, first[t], frames - 1, frames - first[t], frames - first[t])
+                                           for t in (0, 1)]  # fmt: skip
     assert summary["frames_with_face"] == frames - LATE and summary["face_detector"]["faces"] == "all"
     for track in (0, 1):
         lines = (out / f"late.track{track}.txt").read_text().splitlines()
         assert lines[0] == "valence,arousal" and len(lines) == 1 + frames  # one row per frame of the video
-        assert lines[1 : 1 + LATE] == ["-5.000000,-5.000000"] * LATE  # the track does not exist yet
+        assert lines[1 : 1 + first[track]] == ["-5.000000,-5.000000"] * first[track]  # the track does not exist
         mine = rows[rows[:, 2] == track]
-        assert lines[1 + LATE :] == [f"{v:.6f},{a:.6f}" for v, a in mine[:, 3:5]]
+        assert lines[1 + first[track] :] == [f"{v:.6f},{a:.6f}" for v, a in mine[:, 3:5]]
     assert not (out / "late.txt").exists()
     with av.open(str(out / "late.overlay.mp4")) as container:
         assert sum(1 for _ in container.decode(video=0)) == frames  # every frame, with or without anybody

@@ -171,7 +171,7 @@ class TrackSubmissionSink:
                 handle.write(absent * first)
                 handle.writelines(f"{v:.6f},{a:.6f}\n" for v, a in values)
                 handle.write(absent * (self._frames - first - len(values)))
-            files[str(track)] = path.name
+            files[str(track)] = self.file_name(self.name, track)
         return {"track_files": files}
 
 
