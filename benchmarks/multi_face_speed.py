@@ -46,9 +46,9 @@ def _people(count: int) -> list[tuple[np.ndarray, np.ndarray, float, float, floa
     from edgeaff.synth.faces import load_face_photos, make_identity
 
     photos = load_face_photos()
-    columns = min(count, 2) if count <= 2 else 2
+    columns = min(count, 4)  # one row up to four people (the whole-frame detector needs ~30 px between the eyes)
     rows = (count + columns - 1) // columns
-    eyes = 44.0 if rows == 1 else 30.0
+    eyes = 44.0 if count <= 2 else 36.0 if rows == 1 else 30.0
     people = []
     for k in range(count):
         photo = photos[k % len(photos)]
