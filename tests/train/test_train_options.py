@@ -37,7 +37,7 @@ TRAIN_CASES = [
     (["--workers", "0"], "--workers must be between 1 and"),
     (["--workers", str(limits.usable_cores() + 1)], "one per core at most"),
     (["--seed", "-1"], "--seed must be between 0 and 4294967295"),
-    (["--device", "tpu"], "--device 'tpu' is not a device edgeaff trains on; choose cpu, cuda or cuda:N"),
+    (["--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),
     (["--lr", "nan"], "--lr must be in (0, 1)"),
 ]
 
@@ -81,7 +81,7 @@ def test_train_output_that_is_a_file_or_the_dataset(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--device", "tpu"], "--device 'tpu' is not a device edgeaff trains on"),
+        (["--device", "tpu"], "unknown device 'tpu'; use cpu, cuda or cuda:N"),
         (["--workers", "0"], "--workers must be between 1 and"),
         (["--workers", "100000"], "one per core at most"),
     ],
