@@ -120,7 +120,7 @@ class TimedFaceStage:
         if not isinstance(stage.detector, _TimedDetector):
             stage.detector = _TimedDetector(stage.detector, self._clock)
         if not isinstance(stage.tracker, _TimedTracker):
-            stage.tracker = _TimedTracker(stage.tracker, self._clock)  # type: ignore[assignment]
+            stage.tracker = _TimedTracker(stage.tracker, self._clock)
 
     @property
     def counts(self) -> dict[str, int]:

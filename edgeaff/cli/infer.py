@@ -18,9 +18,11 @@ from edgeaff.cli.run_options import (
     EngineCacheOpt,
     FaceDetectorOpt,
     FaceSelectOpt,
+    FacesOpt,
     FolderAudioOpt,
     FolderFpsOpt,
     HaarCascadeOpt,
+    MaxFacesOpt,
     PrecisionOpt,
     PublishOpt,
     QosOpt,
@@ -28,6 +30,7 @@ from edgeaff.cli.run_options import (
     ShapeOpt,
     ThreadsOpt,
     TimeoutOpt,
+    TrackTimeoutOpt,
     backend_options,
     pipeline_options,
 )
@@ -57,6 +60,9 @@ def infer_command(
     haar_cascade: HaarCascadeOpt = None,
     detect_every: DetectEveryOpt = 10,
     face_select: FaceSelectOpt = "largest",
+    faces: FacesOpt = None,
+    max_faces: MaxFacesOpt = None,
+    track_timeout: TrackTimeoutOpt = None,
     clip: ClipOpt = "late",
     threads: ThreadsOpt = None,
     per_model: Annotated[
@@ -105,7 +111,8 @@ def infer_command(
             shape=shape,
         ),
         mode=mode, face_detector=face_detector, haar_cascade=haar_cascade, detect_every=detect_every,
-        face_select=face_select, clip=clip, batch=batch, per_model=per_model, images=overlay, spool_dir=out_dir,
+        face_select=face_select, faces=faces, max_faces=max_faces, track_timeout=track_timeout, clip=clip,
+        batch=batch, per_model=per_model, images=overlay, spool_dir=out_dir,
     )  # fmt: skip
 
     def note(line: str) -> None:
@@ -117,8 +124,8 @@ def infer_command(
             run = pipeline.run_prepared(prepared, max_frames=max_frames)
         else:
             assert source is not None
-            live = classify(source)[0].value in LIVE_KINDS  # files and folders are never retried
-            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, reconnect=policy if live else None,
+            retried = classify(source)[0].value in LIVE_KINDS  # files and folders are never retried
+            run = pipeline.run(source, fps=fps, audio=audio, timeout_s=timeout, reconnect=policy if retried else None,
                                max_frames=max_frames)  # fmt: skip
         outputs = Outputs(per_model=per_model, overlay=overlay, plot=plot, live=live)
         write_results(run, out_dir, name=stem, outputs=outputs, echo=note, show=typer.echo, sinks=publishers)

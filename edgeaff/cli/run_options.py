@@ -49,6 +49,27 @@ DetectEveryOpt = Annotated[
     int, typer.Option("--detect-every", help="Detect faces at least every N frames, track in between (1..10000).")
 ]
 FaceSelectOpt = Annotated[str, typer.Option("--face-select", help="Whom to follow: largest, center, left or right.")]
+FacesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--faces",
+        help="one (default: one subject, --face-select) or all (every face, each with its own track id and "
+        "valence/arousal stream; up to 32 at once).",
+    ),
+]
+MaxFacesOpt = Annotated[
+    int | None,
+    typer.Option("--max-faces", help="Follow every face, at most N at once (1..32; implies --faces all)."),
+]
+TrackTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--track-timeout",
+        metavar="S",
+        help="--faces all: a face not seen for S seconds ends its track (default 2; a face found again before, "
+        "near where it was going, keeps its track).",
+    ),
+]
 ClipOpt = Annotated[str, typer.Option("--clip", help="Clip to [-1, 1]: late (after ensembling), early or none.")]
 TimeoutOpt = Annotated[
     float,
@@ -120,16 +141,33 @@ def pipeline_options(
     haar_cascade: Path | None = None,
     detect_every: int = 10,
     face_select: str = "largest",
+    faces: str | None = None,
+    max_faces: int | None = None,
+    track_timeout: float | None = None,
     clip: str = "late",
     batch: int | None = None,
     per_model: bool = False,
     images: bool = False,
     spool_dir: Path | None = None,
 ) -> Any:
-    """The runtime's :class:`PipelineOptions` from the shared options (``backend`` from :func:`backend_options`)."""
-    from edgeaff.runtime import Clip, DetectorKind, FaceSelect, Mode, PipelineOptions
+    """The runtime's :class:`PipelineOptions` from the shared options (``backend`` from :func:`backend_options`).
 
+    Raises:
+        InvalidInputError: ``--faces one`` with ``--max-faces``, or ``--track-timeout`` without more than one face.
+    """
+    from edgeaff.runtime import Clip, DetectorKind, Faces, FaceSelect, InvalidInputError, Mode, PipelineOptions
+
+    chosen = None if faces is None else Faces.parse(faces)
+    if chosen is Faces.ONE and max_faces is not None:
+        raise InvalidInputError("--max-faces follows several faces; it cannot go with --faces one")
+    multi = chosen is Faces.ALL or max_faces is not None
+    if track_timeout is not None and not multi:
+        raise InvalidInputError("--track-timeout applies to --faces all / --max-faces only")
+    extra: dict[str, Any] = {} if track_timeout is None else {"track_timeout_s": track_timeout}
     return PipelineOptions(
+        faces=Faces.ALL if multi else Faces.ONE,
+        max_faces=max_faces,
+        **extra,
         backend=backend,
         mode=None if mode is None else Mode.parse(mode),
         face_detector=DetectorKind.parse(face_detector),

@@ -24,7 +24,16 @@ from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
 from edgeaff.runtime.backends.ort import OrtRunner
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
-from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
+from edgeaff.runtime.faces import (
+    MAX_FACES,
+    DetectorKind,
+    FaceDetection,
+    FaceResult,
+    FaceSelect,
+    FaceStage,
+    FaceTracks,
+    TrackOptions,
+)
 from edgeaff.runtime.io.open import open_source
 from edgeaff.runtime.io.sources import (
     AudioChunk,
@@ -41,7 +50,7 @@ from edgeaff.runtime.io.sources import (
 )
 from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, Clip, ccc_centering
 from edgeaff.runtime.pipeline.graphs import Instrument
-from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
+from edgeaff.runtime.pipeline.options import Faces, Mode, PipelineOptions
 from edgeaff.runtime.pipeline.pipeline import Pipeline, pipeline_options
 from edgeaff.runtime.pipeline.plan import DimensionPlan, bundle_dimension_plans
 from edgeaff.runtime.pipeline.prediction import Prediction
@@ -52,6 +61,7 @@ from edgeaff.runtime.sinks import Outputs, Results, write_results
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats
 
 __all__ = [
+    "MAX_FACES",
     "AudioChunk",
     "AudioNormalization",
     "Backend",
@@ -69,6 +79,8 @@ __all__ = [
     "FaceResult",
     "FaceSelect",
     "FaceStage",
+    "FaceTracks",
+    "Faces",
     "FeatureSpec",
     "GraphChoice",
     "Instrument",
@@ -97,6 +109,7 @@ __all__ = [
     "SourceTimeoutError",
     "StageTimer",
     "TensorSpec",
+    "TrackOptions",
     "VideoFrame",
     "bundle_dimension_plans",
     "ccc_centering",

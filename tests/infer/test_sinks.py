@@ -13,7 +13,7 @@ import pytest
 
 from edgeaff.runtime import Mode, Prediction, SourceInfo, SourceKind
 from edgeaff.runtime.files import atomic_output, stale_temporary
-from edgeaff.runtime.sinks import CsvSink, LiveSink, ModelsCsvSink, ResultSet, RunContext, SubmissionSink
+from edgeaff.runtime.sinks import CsvSink, LiveSink, ModelsCsvSink, Outputs, ResultSet, RunContext, SubmissionSink
 from edgeaff.runtime.sinks.results import remove_stale_temporaries
 
 
@@ -109,3 +109,56 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next_run_and_only_those(
         assert tmp.name.startswith(f".x.csv.{os.getpid()}.") and tmp.name.endswith(".tmp")
         tmp.write_text("done")
     assert (tmp_path / "x.csv").read_text() == "done"
+
+
+def test_multi_face_sinks_write_a_track_column_and_one_abaw_file_per_track(tmp_path: Path) -> None:
+    """Long format (frame, track) in the CSVs, nothing for a frame without anybody, and per-track ABAW files with a
+    row for every frame of the source (-5 outside the track), renamed into place with the others."""
+    from edgeaff.runtime.sinks.results import build_sinks
+    from edgeaff.runtime.sinks.tables import TrackSubmissionSink
+
+    info = SourceInfo(SourceKind.FILE, "clip.mp4", "clip", False, True, None, 25.0, 4)
+    context = RunContext(info, Mode.OFFLINE, ("valence", "arousal"), ("m0", "m1"), 48, tracks=True)
+    nobody = Prediction(0, 0.0, None, None, False, None, True)
+    rows = [
+        nobody,
+        _prediction(1, 0.1, 0.2, track=0, models=np.array([1.0, 2.0])),
+        _prediction(2, 0.3, 0.4, track=0, models=np.array([1.5, 2.5])),
+        _prediction(2, -0.1, -0.2, track=1, models=np.array([3.0, 4.0])),
+        _prediction(3, -0.3, -0.4, track=1, models=np.array([3.5, 4.5])),
+    ]
+    assert not nobody.subject and all(p.subject for p in rows[1:])
+    shown: list[str] = []
+    with ResultSet(tmp_path, "clip") as files:
+        sinks = build_sinks(files, context, Outputs(per_model=True, live=True), show=shown.append)
+        assert any(isinstance(s, TrackSubmissionSink) for s in sinks)
+        for prediction in rows:
+            for sink in sinks:
+                sink.write(prediction)
+        summary: dict[str, object] = {}
+        for sink in sinks:
+            summary.update(sink.finish())
+        files.summary = summary
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["clip.csv", "clip.json", "clip.models.csv", "clip.track0.txt", "clip.track1.txt"]
+    assert (tmp_path / "clip.csv").read_text().splitlines() == [
+        "frame,time_s,track,valence,arousal,face,audio",
+        "1,0.040000,0,0.100000,0.200000,1,1",
+        "2,0.080000,0,0.300000,0.400000,0,1",
+        "2,0.080000,1,-0.100000,-0.200000,0,1",
+        "3,0.120000,1,-0.300000,-0.400000,1,1",
+    ]
+    assert (tmp_path / "clip.models.csv").read_text().splitlines()[:2] == ["frame,time_s,track,m0,m1",
+                                                                           "1,0.040000,0,1,2"]  # fmt: skip
+    absent = "-5.000000,-5.000000"
+    assert (tmp_path / "clip.track0.txt").read_text().splitlines() == [
+        "valence,arousal", absent, "0.100000,0.200000", "0.300000,0.400000", absent]  # fmt: skip
+    assert (tmp_path / "clip.track1.txt").read_text().splitlines() == [
+        "valence,arousal", absent, absent, "-0.100000,-0.200000", "-0.300000,-0.400000"]  # fmt: skip
+    document = json.loads((tmp_path / "clip.json").read_text())
+    assert document["track_files"] == {"0": "clip.track0.txt", "1": "clip.track1.txt"}
+    assert shown[0].endswith("nobody") and "  track 1  valence -0.100" in shown[3]
+    # a live source never ends: no per-track ABAW files (their values would be kept forever)
+    live = RunContext(SourceInfo(SourceKind.CAMERA, "0", "cam", True, False, None, 30.0, None), Mode.STREAM,
+                      ("valence", "arousal"), (), 48, tracks=True)  # fmt: skip
+    assert not TrackSubmissionSink.applies(live)

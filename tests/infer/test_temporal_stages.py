@@ -122,7 +122,7 @@ class EmbeddingRunner(CausalRunner):
 
 def test_frames_stop_waiting_for_audio_that_stalls() -> None:
     from edgeaff.runtime.audio.frame_audio import FrameAudio, FrameKey
-    from edgeaff.runtime.pipeline.features import MAX_WAITING_FRAMES, FeatureStage, FrameState
+    from edgeaff.runtime.pipeline.features import MAX_WAITING_FRAMES, FaceEntry, FeatureStage, FrameState
     from edgeaff.runtime.spec import FeatureSpec
 
     emitted, stalls = [], []
@@ -137,10 +137,61 @@ def test_frames_stop_waiting_for_audio_that_stalls() -> None:
     )
     crop = np.zeros((48, 48, 3), np.uint8)
     for i in range(MAX_WAITING_FRAMES + 50):  # a live stream that announced audio and never sends any
-        stage.add_frame(FrameState(i, i / 30, 0.0, True, None, crop, FrameKey(i, i / 30, None)))
+        stage.add_frame(FrameState(i, i / 30, 0.0, [FaceEntry(None, True, None, crop)], FrameKey(i, i / 30, None)))
     assert stalls == [MAX_WAITING_FRAMES + 1] and stage.stalled
     assert stage.max_pending == MAX_WAITING_FRAMES + 1
     assert [f.index for f in emitted] == list(range(MAX_WAITING_FRAMES + 50)) and not any(f.audio for f in emitted)
+
+
+class CountingEmbedder(EmbeddingRunner):
+    """The stand-in visual graph, counting its calls and their sizes; embeddings carry each crop's first pixel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[int] = []
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.calls.append(len(feed["frames"]))
+        return {"embeddings": np.repeat(feed["frames"][:, 0, 0, :1].astype(np.float32)[:, None], M, 1)[..., [0] * E]}
+
+
+class CountingVggish(EmbeddingRunner):
+    def __init__(self) -> None:
+        super().__init__()
+        self.examples = 0
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.examples += len(feed["log_mel"])
+        return {"vggish": np.ones((len(feed["log_mel"]), 128), np.float32)}
+
+
+def test_the_faces_of_all_tracks_share_visual_calls_and_the_audio() -> None:
+    """Multi-face frames: the crops of every track of a batch of frames go through the visual graph together (in
+    calls of at most max_crops), each face gets its own embedding back, the audio features are computed once per
+    frame for all of its faces, and a frame without faces needs no VGGish."""
+    from edgeaff.runtime.audio.frame_audio import FrameAudio, FrameKey
+    from edgeaff.runtime.pipeline.features import FaceEntry, FeatureStage, FrameState
+    from edgeaff.runtime.spec import FeatureSpec
+
+    visual, vggish, emitted = CountingEmbedder(), CountingVggish(), []
+    stage = FeatureStage(visual=visual, vggish=vggish, audio=FrameAudio(FeatureSpec()), emit=emitted.extend,
+                         timer=StageTimer(), visual_batch=4, max_crops=5)  # fmt: skip
+    faces_per_frame = [2, 3, 0, 1, 3, 3, 0, 0]
+    for i, count in enumerate(faces_per_frame):
+        entries = [FaceEntry(t, True, None, np.full((48, 48, 3), 10 * i + t, np.uint8)) for t in range(count)]
+        stage.add_frame(FrameState(i, i / 25, 0.0, entries, FrameKey(i, i / 25, 25.0)))
+    stage.add_audio(np.zeros(16000 * 2, np.float32))
+    stage.finish()
+    assert visual.calls == [5, 1, 5, 1]  # frames 0-3 (6 crops) then 4-7 (6 crops), at most 5 a call
+    assert [len(f.faces) for f in emitted] == faces_per_frame
+    for frame in emitted:
+        assert [face.track for face in frame.faces] == list(range(len(frame.faces)))
+        assert [float(face.embedding[0, 0]) for face in frame.faces] == [
+            10 * frame.index + t for t in range(len(frame.faces))
+        ]
+        assert frame.audio == bool(frame.faces)  # every frame with a face has its (shared) audio features
+    distinct_examples = len({round(i * 100 / 25) for i, c in enumerate(faces_per_frame) if c})
+    assert vggish.examples == distinct_examples  # one VGGish example per frame with faces, none for the others
 
 
 def test_the_streamed_window_rule_is_the_window_rule() -> None:

@@ -73,3 +73,13 @@ def test_causal_variant_uses_only_the_past_and_ends_at_the_offline_value() -> No
     np.testing.assert_array_equal(causal_ccc_centering(changed, clip="none")[:150], causal[:150])
     merger = CausalCccCentering(1)
     assert merger.update(np.array([0.4])) == 0.4
+
+
+def test_series_without_agreement_get_the_mean_of_the_folds() -> None:
+    """One frame (a face track that lives one frame before the video ends) or folds that never vary have no pairwise
+    CCC to weigh by: the offset is the plain mean of the fold means, not 0/0, offline and causal alike."""
+    one_frame = np.array([[0.1], [0.3], [0.5]])
+    assert ccc_centering(one_frame).tolist() == pytest.approx([0.3])
+    flat = np.array([[0.2, 0.2, 0.2], [-0.4, -0.4, -0.4]])
+    assert ccc_centering(flat).tolist() == pytest.approx([-0.1, -0.1, -0.1])
+    assert causal_ccc_centering(flat)[-1] == pytest.approx(ccc_centering(flat)[-1])

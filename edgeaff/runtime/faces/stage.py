@@ -27,6 +27,7 @@ from edgeaff.runtime.faces.alignment import (
     warp_aligned,
 )
 from edgeaff.runtime.faces.detection import FaceDetection, FaceSelect, match_subject, select_subject
+from edgeaff.runtime.faces.follower import FlowTracker, Follower
 from edgeaff.runtime.faces.image import black_face
 from edgeaff.runtime.faces.tracking import KltTracker, TrackerOptions
 from edgeaff.runtime.spec import DEFAULT_FEATURE_SPEC
@@ -154,11 +155,18 @@ class FaceStage:
             if missing:
                 raise InvalidInputError(f"the face detector lacks the alignment keypoints {missing}")
             self._points = [keypoint_names.index(name) for name in ALIGNMENT_KEYPOINTS]
-        self.tracker = KltTracker(self.options.tracker)
+        self._follower = Follower(KltTracker(self.options.tracker))
         self.counts = {"detected": 0, "tracked": 0, "missing": 0}
-        self._last: FaceDetection | None = None
-        self._since_detection = 0
         self._open = False
+
+    @property
+    def tracker(self) -> FlowTracker:
+        """The optical-flow tracker of the followed face (replaceable, e.g. by a timed wrapper)."""
+        return self._follower.tracker
+
+    @tracker.setter
+    def tracker(self, tracker: FlowTracker) -> None:
+        self._follower.tracker = tracker
 
     @classmethod
     def dnn(
@@ -213,12 +221,33 @@ class FaceStage:
 
     def reset(self) -> None:
         """Forget the followed subject (e.g. at a cut or a new stream)."""
-        self.tracker.reset()
-        self._last = None
-        self._since_detection = 0
+        self._follower.reset()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the detector is open (inside the ``with`` block)."""
+        return self._open
 
     def process(self, frame_bgr: np.ndarray, t_s: float | None = None) -> FaceResult:
         """The subject's face in one BGR uint8 frame.
+
+        Raises:
+            InvalidInputError: the frame is not (H, W, 3) uint8.
+            RuntimeError: the stage is not open (use ``with``).
+        """
+        self.check_frame(frame_bgr)
+        follower, every = self._follower, self.options.detect_every
+        face = follower.track(frame_bgr, every)
+        attempted = face is None
+        if attempted:
+            face = self._detect(frame_bgr)
+        follower.settle(frame_bgr, face, attempted=attempted, detect_every=every)
+        result = self.result(frame_bgr, face, detected=attempted and face is not None, t_s=t_s)
+        self.counts["missing" if face is None else "detected" if result.detected else "tracked"] += 1
+        return result
+
+    def check_frame(self, frame_bgr: np.ndarray) -> None:
+        """Refuse a frame the stage cannot take.
 
         Raises:
             InvalidInputError: the frame is not (H, W, 3) uint8.
@@ -230,23 +259,13 @@ class FaceStage:
             raise InvalidInputError(
                 f"a video frame must be (H, W, 3) uint8 BGR, got {frame_bgr.shape} {frame_bgr.dtype}"
             )
-        face: FaceDetection | None = None
-        detected = False
-        if self.tracker.active and self._since_detection < self.options.detect_every:
-            face = self.tracker.step(frame_bgr)
+
+    def result(
+        self, frame_bgr: np.ndarray, face: FaceDetection | None, *, detected: bool, t_s: float | None
+    ) -> FaceResult:
+        """The :class:`FaceResult` of ``face`` in ``frame_bgr`` (aligned crop), or the black crop for ``None``."""
         if face is None:
-            face = self._detect(frame_bgr)
-            detected = face is not None
-            self._since_detection = 0
-            self.tracker.reset()
-            if face is not None and self.options.detect_every > 1:
-                self.tracker.start(frame_bgr, face)
-        self._since_detection += 1
-        self._last = face
-        if face is None:
-            self.counts["missing"] += 1
             return FaceResult(black_face(self.options.crop_size), False, False, None, None, 0.0, None, t_s)
-        self.counts["detected" if detected else "tracked"] += 1
         matrix = alignment_matrix(self._alignment_points(face))
         crop = model_crop(warp_aligned(frame_bgr, matrix), self.options.crop_size)
         return FaceResult(crop, True, detected, face.box.copy(), _copy(face.keypoints), face.score, matrix, t_s)
@@ -258,10 +277,9 @@ class FaceStage:
 
     def _detect(self, frame_bgr: np.ndarray) -> FaceDetection | None:
         height, width = frame_bgr.shape[:2]
-        last, opts = self._last, self.options
+        last, opts = self._follower.last, self.options
         if last is not None and opts.refresh_in_region:
-            nearby = self._detect_near(frame_bgr, last)
-            same = match_subject(nearby, last.box, min_iou=opts.same_subject_iou)
+            same = self.search_near(frame_bgr, last)
             if same is not None:
                 return same
         everywhere = self.detector.detect(frame_bgr)
@@ -270,11 +288,21 @@ class FaceStage:
             chosen = match_subject(everywhere, last.box, min_iou=opts.same_subject_iou)
         if chosen is None:
             chosen = select_subject(everywhere, opts.select, (width, height))
-        if chosen is None or not opts.refine_in_region:
-            return chosen
-        # The whole frame is seen at the detector's low input resolution: look again around the face.
-        closer = self._detect_near(frame_bgr, chosen)
-        return match_subject(closer, chosen.box, min_iou=opts.same_subject_iou) or chosen
+        if chosen is None:
+            return None
+        return self.refine(frame_bgr, chosen) or chosen
+
+    def search_near(self, frame_bgr: np.ndarray, face: FaceDetection) -> FaceDetection | None:
+        """The detection in the region around ``face`` that overlaps its box most (the same face found again at a
+        higher resolution), or ``None``."""
+        return match_subject(self._detect_near(frame_bgr, face), face.box, min_iou=self.options.same_subject_iou)
+
+    def refine(self, frame_bgr: np.ndarray, face: FaceDetection) -> FaceDetection | None:
+        """A face found in the whole frame, detected again in the region around it (keypoints at a higher
+        resolution); ``None`` when that closer look does not confirm it. Without ``refine_in_region``: ``face``."""
+        if not self.options.refine_in_region:
+            return face
+        return self.search_near(frame_bgr, face)
 
     def _detect_near(self, frame_bgr: np.ndarray, face: FaceDetection) -> list[FaceDetection]:
         """Detections in the region around ``face``, at the stricter region score threshold."""

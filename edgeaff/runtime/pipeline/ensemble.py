@@ -90,7 +90,9 @@ def ccc_centering(predictions: np.ndarray, *, clip: str | Clip = Clip.LATE) -> n
     else:
         agreement = fold_agreement(folds)
         means = folds.mean(axis=1)
-        offset = float(np.sum(means * agreement) / np.sum(agreement))
+        total = float(np.sum(agreement))
+        # No agreement to weigh by (one frame, or folds that never vary): the plain mean, as the causal variant.
+        offset = float(np.sum(means * agreement) / total) if total != 0 else float(means.mean())
         merged = (folds - means[:, None] + offset).mean(axis=0)
     return np.clip(merged, -1.0, 1.0) if clip is Clip.LATE else merged
 

@@ -55,36 +55,63 @@ class AlignmentClock:
 
 
 @dataclasses.dataclass
+class FaceEntry:
+    """One subject's face in a frame on its way through the feature stage: ``crop`` until it is embedded, then
+    ``embedding``."""
+
+    track: int | None
+    found: bool
+    box: Box | None
+    crop: np.ndarray | None
+    embedding: np.ndarray | None = None
+
+
+@dataclasses.dataclass
 class FrameState:
-    """A frame on its way through the feature stage."""
+    """A frame on its way through the feature stage, with one face entry per subject (single-subject mode: one;
+    multi-face mode: one per live track, possibly none). ``ended``: tracks that ended before this frame."""
 
     index: int
     t_s: float
     arrival: float
-    face: bool
-    box: Box | None
-    crop: np.ndarray | None
+    faces: list[FaceEntry]
     key: FrameKey | None
     precomputed: tuple[np.ndarray, np.ndarray] | None = None
     image: np.ndarray | None = None
-    embedding: np.ndarray | None = None
     gap: bool = False
+    ended: tuple[int, ...] = ()
+
+    @property
+    def embedded(self) -> bool:
+        """Every face of the frame has its embedding."""
+        return all(face.embedding is not None for face in self.faces)
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadyFace:
+    """One subject's face in a ready frame: its track (``None``: single subject), whether a face was found, the
+    box and the (M, E) embeddings."""
+
+    track: int | None
+    found: bool
+    box: Box | None
+    embedding: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
 class ReadyFrame:
-    """A frame with all its features: (M, E) embeddings and raw VGGish (128,) / MFCC (39,) (``None``: no audio)."""
+    """A frame with all its features: each subject's face embeddings and the raw VGGish (128,) / MFCC (39,) shared
+    by all of them (``None``: no audio)."""
 
     index: int
     t_s: float
     arrival: float
-    face: bool
-    box: Box | None
-    embedding: np.ndarray
+    faces: tuple[ReadyFace, ...]
     vggish: np.ndarray | None
     mfcc: np.ndarray | None
     image: np.ndarray | None
     gap: bool = False
+    ended: tuple[int, ...] = ()
 
     @property
     def audio(self) -> bool:
@@ -101,7 +128,9 @@ class FeatureStage:
         audio: the audio feature stream, or ``None`` (frames then carry no audio unless precomputed).
         emit: receives each block of ready frames, in frame order.
         timer: records ``visual``, ``audio_features`` and ``vggish``.
-        visual_batch: frames per visual graph call (1 for the lowest latency).
+        visual_batch: frames per visual graph call (1 for the lowest latency); the crops of all their faces go
+            together, in calls of at most ``max_crops`` crops.
+        max_crops: most face crops per visual graph call (the engine profile's maximum).
         vggish_batch: examples per VGGish call at most.
         on_stall: called once if the audio stalls (more than :data:`MAX_WAITING_FRAMES` frames wait for it); from
             then on frames leave without audio (zero audio, ``audio=0``), so memory stays bounded.
@@ -116,6 +145,7 @@ class FeatureStage:
         emit: Callable[[list[ReadyFrame]], None],
         timer: StageTimer,
         visual_batch: int = 16,
+        max_crops: int = 64,
         vggish_batch: int = 32,
         on_stall: Callable[[int], None] | None = None,
     ) -> None:
@@ -125,6 +155,7 @@ class FeatureStage:
         self.emit = emit
         self.timer = timer
         self.visual_batch = max(1, visual_batch)
+        self.max_crops = max(1, max_crops)
         self.vggish_batch = max(1, vggish_batch)
         self.max_pending = 0
         self.stalled = False
@@ -171,16 +202,19 @@ class FeatureStage:
     def _embed(self) -> None:
         if not self._unembedded:
             return
-        batch = np.stack([f.crop for f in self._unembedded if f.crop is not None])
-        with self.timer.measure("visual", frames=len(batch)):
-            embeddings = self.visual.infer({"frames": batch})["embeddings"]
-        for frame, embedding in zip(self._unembedded, embeddings, strict=True):
-            frame.embedding = embedding
-            frame.crop = None
+        faces = [face for frame in self._unembedded for face in frame.faces]
+        for begin in range(0, len(faces), self.max_crops):
+            part = faces[begin : begin + self.max_crops]
+            batch = np.stack([face.crop for face in part if face.crop is not None])
+            with self.timer.measure("visual", frames=len(batch)):
+                embeddings = self.visual.infer({"frames": batch})["embeddings"]
+            for face, embedding in zip(part, embeddings, strict=True):
+                face.embedding = embedding
+                face.crop = None
         self._unembedded = []
 
     def _ready(self, frame: FrameState) -> bool:
-        if frame.embedding is None:
+        if not frame.embedded:
             return False
         if frame.precomputed is not None or self.audio is None or frame.key is None:
             return True
@@ -198,30 +232,25 @@ class FeatureStage:
         for frame in block:
             if frame.precomputed is None and self.audio is not None and frame.key is not None:
                 with self.timer.measure("audio_features", frames=1):
-                    features.append(self.audio.take(frame.key))
+                    features.append(self.audio.take(frame.key))  # taken even without a face: releases old rows
             else:
                 features.append(None)
-        vggish = self._vggish([f for f in features if f is not None])
+        # VGGish runs only for frames somebody's prediction needs (multi-face mode can have frames without faces).
+        vggish = self._vggish([f for f, frame in zip(features, block, strict=True) if f is not None and frame.faces])
         ready = []
         for frame, feature in zip(block, features, strict=True):
             v = m = None
             if frame.precomputed is not None:
                 v, m = frame.precomputed
-            elif feature is not None:
+            elif feature is not None and frame.faces:
                 v, m = vggish[feature.start_row], feature.mfcc
-            assert frame.embedding is not None
+            faces = []
+            for face in frame.faces:
+                assert face.embedding is not None
+                faces.append(ReadyFace(face.track, face.found, face.box, face.embedding))
             ready.append(
                 ReadyFrame(
-                    frame.index,
-                    frame.t_s,
-                    frame.arrival,
-                    frame.face,
-                    frame.box,
-                    frame.embedding,
-                    v,
-                    m,
-                    frame.image,
-                    frame.gap,
+                    frame.index, frame.t_s, frame.arrival, tuple(faces), v, m, frame.image, frame.gap, frame.ended
                 )
             )
         return ready

@@ -13,12 +13,27 @@ from pathlib import Path
 from edgeaff.runtime.backends.graphs import BackendOptions
 from edgeaff.runtime.choices import Choice
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.faces import DetectorKind, FaceSelect
+from edgeaff.runtime.faces import MAX_FACES, DetectorKind, FaceSelect, TrackOptions
 from edgeaff.runtime.pipeline.ensemble import Clip
 
 MAX_VISUAL_BATCH = 64  # the engines' default profile for the visual graph
 OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
 MAX_DETECT_EVERY = 10_000
+DEFAULT_TRACK_TIMEOUT_S = TrackOptions().timeout_s
+
+
+class Faces(Choice):
+    """Whose valence and arousal are predicted (``--faces``).
+
+    ``one`` (default): one subject, chosen by ``face_select``; every frame gets one prediction (``track`` is
+    ``None``). ``all``: every face, each with its own track id and its own temporal state (at most ``max_faces``
+    at once); a frame gets one prediction per live track.
+    """
+
+    __label__ = "face count"
+
+    ONE = "one"
+    ALL = "all"
 
 
 class Mode(Choice):
@@ -45,7 +60,13 @@ class PipelineOptions:
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar`` (OpenCV's cascade).
         haar_cascade: a Haar cascade XML file instead of OpenCV's bundled one.
         detect_every: detect faces at least every N frames and track in between (1..10000).
-        face_select: whom to follow when several faces are visible.
+        face_select: whom to follow when several faces are visible (``faces="all"``: which new faces come first
+            when there are more than free slots).
+        faces: ``one`` subject (default) or ``all`` faces, each with its own track (:class:`Faces`).
+        max_faces: ``faces="all"``: the most faces followed at once (1..32, default 32); giving it implies
+            ``faces="all"``.
+        track_timeout_s: ``faces="all"``: a track whose face has not been seen for this long ends (0 < s <= 60);
+            a face found again before, near where it is expected, keeps its track.
         clip: where predictions are clipped to [-1, 1]: ``late`` (after ensembling), ``early`` (each model) or
             ``none``.
         batch: frames per visual graph call (1..64); ``None``: 16 offline, 1 in stream mode. In stream mode a larger
@@ -63,6 +84,9 @@ class PipelineOptions:
     haar_cascade: Path | None = None
     detect_every: int = 10
     face_select: FaceSelect = FaceSelect.LARGEST
+    faces: Faces = Faces.ONE
+    max_faces: int | None = None
+    track_timeout_s: float = DEFAULT_TRACK_TIMEOUT_S
     clip: Clip = Clip.LATE
     batch: int | None = None
     per_model: bool = False
@@ -75,6 +99,12 @@ class PipelineOptions:
             set_(self, "mode", Mode.parse(self.mode))
         set_(self, "face_detector", DetectorKind.parse(self.face_detector))
         set_(self, "face_select", FaceSelect.parse(self.face_select))
+        set_(self, "faces", Faces.parse(self.faces))
+        if self.max_faces is not None:
+            if isinstance(self.max_faces, bool) or not 1 <= int(self.max_faces) <= MAX_FACES:
+                raise InvalidInputError(f"--max-faces must be 1..{MAX_FACES}, got {self.max_faces}")
+            set_(self, "faces", Faces.ALL)
+        self.track_options()  # validates the time-out
         set_(self, "clip", Clip.parse(self.clip))
         if isinstance(self.detect_every, bool) or not 1 <= int(self.detect_every) <= MAX_DETECT_EVERY:
             raise InvalidInputError(f"--detect-every must be 1..{MAX_DETECT_EVERY}, got {self.detect_every}")
@@ -82,6 +112,24 @@ class PipelineOptions:
             raise InvalidInputError(f"--batch must be 1..{MAX_VISUAL_BATCH} (the engines' profile), got {self.batch}")
         if self.haar_cascade is not None and self.face_detector is not DetectorKind.HAAR:
             raise InvalidInputError("--haar-cascade applies to --face-detector haar only")
+
+    @property
+    def multi_face(self) -> bool:
+        """Whether every face is followed with its own track (``faces="all"``)."""
+        return self.faces is Faces.ALL
+
+    def track_options(self) -> TrackOptions:
+        """The multi-face tracker's options (``max_faces``: 32 unless given)."""
+        return TrackOptions(
+            max_faces=MAX_FACES if self.max_faces is None else int(self.max_faces), timeout_s=self.track_timeout_s
+        )
+
+    def max_crops(self) -> int:
+        """Most face crops per visual graph call: the visual ``frames`` axis maximum of the engine profile
+        (``--shape visual.frames=…`` or ``frames=…``), 64 by default."""
+        shapes = self.backend.shapes or {}
+        limit = shapes.get("visual.frames") or shapes.get("frames")
+        return int(limit[2]) if limit is not None else MAX_VISUAL_BATCH
 
     def visual_batch(self, mode: Mode) -> int:
         """Frames per visual graph call in ``mode``."""

@@ -50,8 +50,8 @@ class Pipeline:
             are in every run's report either way).
         **settings: :class:`BackendOptions` fields (``backend``, ``precision``, ``threads``, ``device``,
             ``engine_cache``, ``shapes``) and :class:`PipelineOptions` fields (``mode``, ``face_detector``,
-            ``haar_cascade``, ``detect_every``, ``face_select``, ``clip``, ``batch``, ``per_model``, ``images``,
-            ``spool_dir``).
+            ``haar_cascade``, ``detect_every``, ``face_select``, ``faces``, ``max_faces``, ``track_timeout_s``,
+            ``clip``, ``batch``, ``per_model``, ``images``, ``spool_dir``).
 
     Raises:
         BundleError: a missing, incomplete or tampered bundle, or graphs that differ from its manifest.

@@ -29,6 +29,10 @@ class Prediction:
         image: the decoded frame, (H, W, 3) uint8 BGR (only when asked for with ``images=True``).
         gap: the first frame after a live source dropped and reconnected: frames before it are missing, and the
             temporal state started afresh here (see ``docs/runtime.md``).
+        track: multi-face mode (``faces="all"``): the id of the person's track (0, 1, 2, ... in order of
+            appearance; each track has its own temporal state). ``None`` in single-subject mode; in multi-face mode
+            ``None`` marks a frame in which nobody is followed, whose ``valence`` and ``arousal`` are ``None`` too
+            (:attr:`subject` is false): consumers see every frame, and skip such ones where they write values.
 
     Example:
         >>> p = Prediction(0, 0.0, 0.25, -0.1, True, (10.0, 12.0, 60.0, 70.0), True)
@@ -47,6 +51,13 @@ class Prediction:
     models: np.ndarray | None = None
     image: np.ndarray | None = None
     gap: bool = False
+    track: int | None = None
+
+    @property
+    def subject(self) -> bool:
+        """Whether the prediction is someone's: false only for a frame without anybody in multi-face mode (no
+        value at all)."""
+        return self.valence is not None or self.arousal is not None
 
     @property
     def values(self) -> dict[str, float]:

@@ -1,12 +1,20 @@
 """One source's way through the pipeline: frames and audio in, :class:`Prediction` objects out.
 
 Per frame: the face stage (or the source's own aligned face), the visual graph in batches, the frame's audio rows
-and VGGish example (:class:`FeatureStage`), then the temporal part and fold ensembling:
+and VGGish example (:class:`FeatureStage`), then the temporal part and fold ensembling per subject
+(:class:`~edgeaff.runtime.pipeline.series.SubjectSeries`):
 
 * offline: windows of W frames (hop H) run as they complete and per-frame sums are kept; fold ensembling by
   CCC-centering needs the whole video, so every prediction is made when the source ends (:meth:`finish`);
 * stream: each frame goes through the streaming graph as soon as its features are ready, is merged by causal
   CCC-centering and leaves at once, with its latency.
+
+Single-subject mode (``faces="one"``) has one subject for the whole source. Multi-face mode (``faces="all"``)
+follows every face with :class:`~edgeaff.runtime.faces.FaceTracks`; each track is a subject with its own series,
+the crops of all tracks of a frame go through the visual graph together, the audio features are computed once per
+frame for all of them, and a track that ends gives its state back (offline it keeps a few numbers per frame until
+the end of the source). A frame in which nobody is followed gives one prediction without values (``track`` and
+``valence``/``arousal`` ``None``), so that consumers still see every frame.
 
 :class:`FrameProcessor` knows nothing about where frames come from: a source iterated by
 :class:`~edgeaff.runtime.pipeline.run.PipelineRun` and frames an application pushes
@@ -16,8 +24,11 @@ and VGGish example (:class:`FeatureStage`), then the temporal part and fold ense
 from __future__ import annotations
 
 import collections
+import dataclasses
+import heapq
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -25,21 +36,22 @@ from edgeaff.runtime.artifacts.bundle import Bundle
 from edgeaff.runtime.artifacts.manifest import ModelKind
 from edgeaff.runtime.audio.frame_audio import FrameAudio
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.faces import FaceStage
+from edgeaff.runtime.faces import FaceStage, FaceTracks
 from edgeaff.runtime.faces.image import black_face, resize_face
 from edgeaff.runtime.io.sources import SourceGap, SourceInfo, VideoFrame
-from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
-from edgeaff.runtime.pipeline.features import AlignmentClock, FeatureStage, FrameState, ReadyFrame
+from edgeaff.runtime.pipeline.features import AlignmentClock, FaceEntry, FeatureStage, FrameState, ReadyFrame
 from edgeaff.runtime.pipeline.graphs import GraphSet
 from edgeaff.runtime.pipeline.options import Mode, PipelineOptions
 from edgeaff.runtime.pipeline.plan import DimensionPlan, plan_models
 from edgeaff.runtime.pipeline.prediction import Box, Prediction
+from edgeaff.runtime.pipeline.series import SubjectSeries
 from edgeaff.runtime.pipeline.spool import ImageSpool
-from edgeaff.runtime.pipeline.temporal import GrowingArray, StreamingTemporal, WindowedTemporal
+from edgeaff.runtime.pipeline.temporal import GrowingArray, WindowedTemporal
 from edgeaff.runtime.pipeline.timing import StageTimer
 
-# Columns of the offline frame log: index, time, face, audio, box (x0, y0, x1, y1).
-_LOG_COLUMNS = 8
+MAX_LISTED_TRACKS = 1000  # tracks the summary lists (the most recent); an endless stream keeps bounded memory
+# Columns of the offline log of frames without anybody (multi-face mode): ordinal, index, time, audio.
+_NOBODY_COLUMNS = 4
 
 
 class Notes:
@@ -76,6 +88,9 @@ class FrameProcessor:
             rows ``edgeaff prepare`` used), else by timestamp.
         timer: records every stage.
         notes: collects notes and warnings.
+
+    Raises:
+        InvalidInputError: multi-face mode on a source of aligned faces (one face per image).
     """
 
     def __init__(
@@ -91,33 +106,47 @@ class FrameProcessor:
         notes: Notes,
     ) -> None:
         self.bundle, self.options, self.mode, self.info = bundle, options, mode, info
-        self.timer, self.notes = timer, notes
+        self.timer, self.notes, self.graphs = timer, notes, graphs
         spec = bundle.feature_spec
         self.plans: tuple[DimensionPlan, ...] = plan_models(bundle.models, audio=info.has_audio)
         self.dimensions = tuple(plan.dimension.value for plan in self.plans)
         self.model_names = tuple(m.name for m in bundle.models)
         self.aligned_faces = info.aligned_faces
+        self.multi = options.multi_face
+        if self.multi and self.aligned_faces:
+            raise InvalidInputError(
+                f"{info.uri} holds aligned faces, one per frame: --faces all / --max-faces need video frames "
+                "(run it without them)"
+            )
         needs_audio = info.has_audio and bundle.multimodal and not info.precomputed_audio
         self.faces: FaceStage | None = None if self.aligned_faces else graphs.faces()
+        self.tracks: FaceTracks | None = None
+        if self.multi and self.faces is not None:
+            self.tracks = FaceTracks(self.faces, options.track_options())
         temporal_role = "temporal" if mode is Mode.OFFLINE else "temporal_stream"
         self.roles = ("visual", *(("vggish",) if needs_audio else ()), temporal_role,
                       *(() if self.aligned_faces else ("face_detector",)))  # fmt: skip
         self.crop_size = spec.face.image_size
         self.audio = FrameAudio(spec) if needs_audio else None
         self.clock = AlignmentClock(info.fps, by_index=by_index)
-        self.frames = self.with_face = self.with_audio = 0
+        self.frames = self.with_face = self.with_audio = self.with_tracks = 0
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.max_audio_rows = 0
         self.gaps: list[SourceGap] = []
         self._gap_pending = False
         self._ready: collections.deque[Prediction] = collections.deque()
-        self.windows: WindowedTemporal | None = None
-        self.stream: StreamingTemporal | None = None
-        self._mergers: dict[str, CausalCccCentering] = {}
-        self._log: GrowingArray | None = None
+        self.series: dict[int | None, SubjectSeries] = {}
+        self._closed: list[SubjectSeries] = []  # offline: ended series waiting for the end of the source
+        self.track_list: collections.deque[dict[str, Any]] = collections.deque(maxlen=MAX_LISTED_TRACKS)
+        self.tracks_ended = 0
+        self.max_window_buffer = 0
+        self._emitted = 0
+        self._overflow_noted = False
+        self._nobody: GrowingArray | None = GrowingArray(_NOBODY_COLUMNS) if mode is Mode.OFFLINE else None
         self.spool: ImageSpool | None = None
-        self._temporal(graphs)
+        if not self.multi:
+            self.series[None] = self._new_series(None)
         self.features = FeatureStage(
             visual=graphs.runner("visual"),
             vggish=graphs.runner("vggish") if needs_audio else None,
@@ -125,25 +154,21 @@ class FrameProcessor:
             emit=self._emit_offline if mode is Mode.OFFLINE else self._emit_stream,
             timer=timer,
             visual_batch=options.visual_batch(mode),
+            max_crops=options.max_crops(),
             on_stall=self._audio_stalled,
         )
 
-    def _temporal(self, graphs: GraphSet) -> None:
-        """The windows and frame log (offline), or the streaming graph's state and the causal mergers (stream)."""
-        spec, bundle = self.bundle.feature_spec, self.bundle
-        if self.mode is Mode.OFFLINE:
-            self.windows = WindowedTemporal(
-                graphs.runner("temporal"), window=spec.window.length, hop=spec.window.hop, models=len(bundle.models),
-                embedding_shape=(len(bundle.models), bundle.embedding_dim), timer=self.timer, spec=spec,
-            )  # fmt: skip
-            self._log = GrowingArray(_LOG_COLUMNS)
-            return
-        self.stream = StreamingTemporal(
-            graphs.runner("temporal_stream"), bundle.streaming, max_chunk=spec.window.length, timer=self.timer,
-            spec=spec,
+    @property
+    def windows(self) -> WindowedTemporal | None:
+        """Single-subject offline mode: the subject's windows (``None`` otherwise)."""
+        single = self.series.get(None)
+        return single.windows if single is not None else None
+
+    def _new_series(self, track: int | None) -> SubjectSeries:
+        return SubjectSeries(
+            track, bundle=self.bundle, graphs=self.graphs, options=self.options, mode=self.mode, plans=self.plans,
+            timer=self.timer,
         )  # fmt: skip
-        clip = self.options.clip
-        self._mergers = {p.dimension.value: CausalCccCentering(len(p.indices), clip=clip) for p in self.plans}
 
     # -- input ---------------------------------------------------------------------------------------------------
 
@@ -157,10 +182,13 @@ class FrameProcessor:
 
     def add_gap(self, gap: SourceGap) -> None:
         """A live source dropped and reconnected: the next frame starts afresh (temporal state zero, subject
-        searched anew); the fold ensembling keeps its statistics."""
+        searched anew; multi-face mode: every track ends and faces get new tracks); the fold ensembling keeps its
+        statistics."""
         self.gaps.append(gap)
         self._gap_pending = True
-        if self.faces is not None:
+        if self.tracks is not None:
+            self.tracks.reset()
+        elif self.faces is not None:
             self.faces.reset()
         self.notes.note(
             f"{self.info.uri}: the stream was lost for {gap.duration_s:.1f} s ({gap.reason.value}; "
@@ -169,29 +197,34 @@ class FrameProcessor:
 
     def add_frame(self, frame: VideoFrame) -> None:
         """One decoded frame (BGR), in order."""
-        box: Box | None = None
+        ended: tuple[int, ...] = ()
         if self.aligned_faces:
             found = frame.face_found and frame.face is not None
             crop = resize_face(frame.face, self.crop_size) if found and frame.face is not None else None
-            crop = crop if crop is not None else black_face(self.crop_size)
+            entries = [FaceEntry(None, found, None, crop if crop is not None else black_face(self.crop_size))]
+        elif self.tracks is not None:
+            with self.timer.measure("face"):
+                tracked = self.tracks.process(frame.image, frame.t_s)
+            entries = [FaceEntry(t.track, t.face.found, _box(t.face.box), t.face.crop) for t in tracked.faces]
+            ended = tracked.ended
+            self._note_overflow()
         else:
             assert self.faces is not None
             with self.timer.measure("face"):
                 result = self.faces.process(frame.image, frame.t_s)
-            crop, found = result.crop, result.found
-            if result.box is not None:
-                box = (float(result.box[0]), float(result.box[1]), float(result.box[2]), float(result.box[3]))
+            entries = [FaceEntry(None, result.found, _box(result.box), result.crop)]
         key = self.clock.key(frame.index, frame.t_s) if self.audio is not None else None
         keep_image = self.options.images and self.mode is Mode.STREAM
-        state = FrameState(frame.index, frame.t_s, frame.arrival, found, box, crop, key, frame.audio_features,
-                           frame.image if keep_image else None, gap=self._gap_pending)  # fmt: skip
+        state = FrameState(frame.index, frame.t_s, frame.arrival, entries, key, frame.audio_features,
+                           frame.image if keep_image else None, gap=self._gap_pending, ended=ended)  # fmt: skip
         self._gap_pending = False
         if self.options.images and self.mode is Mode.OFFLINE:
             with self.timer.measure("spool"):
                 self.spool = self.spool or ImageSpool(self.options.spool_dir)
                 self.spool.put(frame.image)
         self.frames += 1
-        self.with_face += int(found)
+        self.with_face += int(any(entry.found for entry in entries))
+        self.with_tracks += int(bool(entries))
         self.first_t = frame.t_s if self.first_t is None else self.first_t
         self.last_t = frame.t_s
         self.features.add_frame(state)
@@ -216,8 +249,11 @@ class FrameProcessor:
         """
         self.features.finish()
         yield from self.take()
-        if self.windows is not None:
+        if self.mode is Mode.OFFLINE:
             yield from self._offline_predictions()
+        else:
+            for track in [t for t in self.series if t is not None]:
+                self._end(track)
         self._warn_without_faces()
 
     def close(self) -> None:
@@ -225,92 +261,120 @@ class FrameProcessor:
         if self.spool is not None:
             self.spool.close()
 
+    def track_summaries(self) -> list[dict[str, Any]]:
+        """Multi-face mode: the summary entries of the tracks (the most recent :data:`MAX_LISTED_TRACKS`), live ones
+        included, by id."""
+        live = [series.summary() for track, series in self.series.items() if track is not None]
+        return sorted([*self.track_list, *live], key=lambda entry: entry["track"])[-MAX_LISTED_TRACKS:]
+
     # -- internals -----------------------------------------------------------------------------------------------
 
     def _track_audio(self) -> None:
         if self.audio is not None:
             self.max_audio_rows = max(self.max_audio_rows, *self.audio.buffered_rows)
 
+    def _series_of(self, track: int | None) -> SubjectSeries:
+        series = self.series.get(track)
+        if series is None:
+            series = self.series[track] = self._new_series(track)
+        return series
+
+    def _end(self, track: int) -> None:
+        """A track ended: offline its series runs its last window and waits for the end of the source with a few
+        numbers per frame; in stream mode its state is dropped."""
+        series = self.series.pop(track, None)
+        if series is None:
+            return
+        if series.windows is not None:
+            self.max_window_buffer = max(self.max_window_buffer, series.windows.buffered_frames)
+            series.close()
+            self._closed.append(series)
+        self.track_list.append(series.summary())
+        self.tracks_ended += 1
+
     def _emit_offline(self, block: list[ReadyFrame]) -> None:
-        assert self.windows is not None and self._log is not None
         self._track_audio()
         for frame in block:
-            self.windows.push(frame.embedding, frame.vggish, frame.mfcc)
+            for track in frame.ended:
+                self._end(track)
             self.with_audio += int(frame.audio)
-            row = self._log.length
-            self._log.ensure(row + 1)
-            box = frame.box if frame.box is not None else (np.nan,) * 4
-            self._log.view()[row] = (frame.index, frame.t_s, frame.face, frame.audio, *box)
+            for face in frame.faces:
+                self._series_of(face.track).push(frame, face, self._emitted)
+            if self.multi and not frame.faces:
+                assert self._nobody is not None
+                row = self._nobody.length
+                self._nobody.ensure(row + 1)
+                self._nobody.view()[row] = (self._emitted, frame.index, frame.t_s, frame.audio)
+            self._emitted += 1
 
     def _offline_predictions(self) -> Iterator[Prediction]:
-        assert self.windows is not None and self._log is not None
-        if self.windows.count == 0:
+        if self.frames == 0:
             raise InvalidInputError(f"{self.info.uri}: no frames were read; nothing to predict")
-        raw = self.windows.finish()
-        with self.timer.measure("ensemble", frames=len(raw)):
-            merged = np.stack(
-                [ccc_centering(raw[:, list(p.indices)].T, clip=self.options.clip) for p in self.plans], axis=1
+        for series in self.series.values():
+            self.max_window_buffer = max(
+                self.max_window_buffer, series.windows.buffered_frames if series.windows is not None else 0
             )
-        log = self._log.view()
+        subjects = [*self._closed, *self.series.values()]
+        streams = [series.predictions() for series in subjects]
+        if self._nobody is not None and self._nobody.length:
+            streams.append(self._nobody_predictions())
         images = iter(self.spool) if self.spool is not None else None
-        per_model = self.options.per_model
-        for row in range(len(raw)):
-            index, t_s, face, audio, *box = log[row]
-            values = dict(zip(self.dimensions, merged[row].tolist(), strict=True))
-            yield Prediction(
-                frame=int(index),
-                time_s=float(t_s),
-                valence=values.get("valence"),
-                arousal=values.get("arousal"),
-                face=bool(face),
-                box=None if np.isnan(box[0]) else (float(box[0]), float(box[1]), float(box[2]), float(box[3])),
-                audio=bool(audio),
-                models=raw[row].copy() if per_model else None,
-                image=next(images) if images is not None else None,
-            )
+        image: np.ndarray | None = None
+        at = -1
+        for ordinal, made in heapq.merge(*streams, key=_order):
+            if images is None:
+                yield made
+                continue
+            while at < ordinal:
+                image, at = next(images), at + 1
+            yield dataclasses.replace(made, image=image)
+        for track in [t for t in self.series if t is not None]:
+            self._end(track)
+
+    def _nobody_predictions(self) -> Iterator[tuple[int, Prediction]]:
+        assert self._nobody is not None
+        for ordinal, index, t_s, audio in self._nobody.view():
+            yield int(ordinal), _nobody(int(index), float(t_s), bool(audio), None)
 
     def _emit_stream(self, block: list[ReadyFrame]) -> None:
-        # A frame after a gap starts the temporal state afresh: step the frames before it, reset, go on.
-        cuts = [i for i, frame in enumerate(block) if frame.gap and i > 0]
-        for begin, end in zip([0, *cuts], [*cuts, len(block)], strict=True):
-            self._step_stream(block[begin:end])
-
-    def _step_stream(self, block: list[ReadyFrame]) -> None:
-        assert self.stream is not None
         self._track_audio()
-        if block[0].gap:
-            self.stream.reset()
-        embeddings = np.stack([f.embedding for f in block])
-        vggish = mfcc = None
-        if any(f.audio for f in block):
-            spec = self.bundle.feature_spec
-            vggish = np.stack([f.vggish if f.vggish is not None else np.zeros(spec.vggish.embedding_dim, np.float32)
-                               for f in block])  # fmt: skip
-            mfcc = np.stack([f.mfcc if f.mfcc is not None else np.zeros(spec.mfcc.dim, np.float32) for f in block])
-        raw = self.stream.step(embeddings, vggish, mfcc)
-        per_model = self.options.per_model
-        for frame, row in zip(block, raw, strict=True):
-            with self.timer.measure("ensemble"):
-                merged = [self._mergers[p.dimension.value].update(row[list(p.indices)]) for p in self.plans]
-            values = dict(zip(self.dimensions, merged, strict=True))
-            latency = (time.perf_counter() - frame.arrival) * 1000.0
-            self.timer.add("latency", latency)
+        runs: dict[int | None, list[tuple[ReadyFrame, Any]]] = {}
+        for frame in block:
             self.with_audio += int(frame.audio)
-            self._ready.append(
-                Prediction(
-                    frame=frame.index,
-                    time_s=frame.t_s,
-                    valence=values.get("valence"),
-                    arousal=values.get("arousal"),
-                    face=frame.face,
-                    box=frame.box,
-                    audio=frame.audio,
-                    latency_ms=latency,
-                    models=row.copy() if per_model else None,
-                    image=frame.image,
-                    gap=frame.gap,
-                )
-            )
+            for face in frame.faces:
+                runs.setdefault(face.track, []).append((frame, face))
+        position = {id(frame): i for i, frame in enumerate(block)}
+        made: list[tuple[int, int, Prediction]] = []
+        for track, pairs in runs.items():
+            series = self._series_of(track)
+            # A frame after a gap starts the temporal state afresh: step the frames before it, reset, go on.
+            cuts = [i for i, (frame, _) in enumerate(pairs) if frame.gap and i > 0]
+            for begin, end in zip([0, *cuts], [*cuts, len(pairs)], strict=True):
+                part = pairs[begin:end]
+                for (frame, _), prediction in zip(part, series.step(part), strict=True):
+                    made.append((position[id(frame)], -1 if track is None else track, prediction))
+        if self.multi:
+            for i, frame in enumerate(block):
+                if not frame.faces:
+                    latency = (time.perf_counter() - frame.arrival) * 1000.0
+                    nobody = _nobody(frame.index, frame.t_s, frame.audio, latency, image=frame.image, gap=frame.gap)
+                    made.append((i, -1, nobody))
+        made.sort(key=lambda item: (item[0], item[1]))
+        self._ready.extend(prediction for _, _, prediction in made)
+        for frame in block:
+            for track in frame.ended:
+                self._end(track)
+
+    def _note_overflow(self) -> None:
+        tracks = self.tracks
+        if tracks is None or self._overflow_noted or not tracks.overflow:
+            return
+        self._overflow_noted = True
+        self.notes.note(
+            f"more faces than --max-faces {tracks.options.max_faces} were visible (from frame "
+            f"{tracks.overflow_frame} on); the first {tracks.options.max_faces} by --face-select "
+            f"{self.options.face_select.value} are followed, the others are not (said once)"
+        )
 
     def _audio_stalled(self, waiting: int) -> None:
         self.notes.warn(
@@ -320,6 +384,14 @@ class FrameProcessor:
 
     def _warn_without_faces(self) -> None:
         if self.frames and self.faces is not None and self.with_face == 0:
+            if self.multi:
+                self.notes.warn(
+                    f"no face was found in any of the {self.frames} frames; with --faces all nobody is followed, so "
+                    "there are no per-person predictions (run without --faces all / --max-faces for the predictions "
+                    "of the black crop training used for missing faces); check the video, or try --face-detector "
+                    "haar or --detect-every 1"
+                )
+                return
             self.notes.warn(
                 f"no face was found in any of the {self.frames} frames; every prediction comes from the black crop "
                 "training used for missing faces (flagged face=0); check the video, or try --face-detector haar "
@@ -335,3 +407,19 @@ class FrameProcessor:
             else:
                 parts.append(f"{plan.dimension}: multimodal models with zero audio (flagged audio=0)")
         return "; ".join(parts)
+
+
+def _box(box: np.ndarray | None) -> Box | None:
+    return None if box is None else (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+
+def _order(item: tuple[int, Prediction]) -> tuple[int, int]:
+    ordinal, prediction = item
+    return ordinal, -1 if prediction.track is None else prediction.track
+
+
+def _nobody(
+    index: int, t_s: float, audio: bool, latency_ms: float | None, *, image: np.ndarray | None = None, gap: bool = False
+) -> Prediction:
+    """The prediction of a frame in which nobody is followed (multi-face mode): no values, no track."""
+    return Prediction(index, t_s, None, None, False, None, audio, latency_ms, image=image, gap=gap)

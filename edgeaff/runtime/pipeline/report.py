@@ -80,6 +80,7 @@ def build_report(run: Reportable) -> dict[str, Any]:
         },
         "dimensions": {plan.dimension.value: plan.to_dict() for plan in processor.plans},
         "face_detector": _face_detector(run),
+        "tracks": _tracks(processor),
         "wall_s": run.wall_s,
         "frames_per_second": frames / run.wall_s if run.wall_s > 0 else None,
         "timing_ms": {k: v for k, v in run.timer.summary().items() if k != "latency"},
@@ -138,18 +139,41 @@ def _face_detector(run: Reportable) -> dict[str, Any] | None:
         "kind": options.face_detector.value,
         "detect_every": options.detect_every,
         "select": options.face_select.value,
-        "counts": dict(faces.counts),
+        "faces": options.faces.value,
+        "counts": dict(run.processor.tracks.counts if run.processor.tracks is not None else faces.counts),
     }
 
 
 def _buffers(processor: FrameProcessor) -> dict[str, Any]:
     windows, spool = processor.windows, processor.spool
+    offline = processor.mode.value == "offline"
     return {
-        "window_frames": windows.window if windows is not None else None,
-        "max_window_buffer": windows.buffered_frames if windows is not None else None,
+        "window_frames": processor.bundle.feature_spec.window.length if offline else None,
+        "max_window_buffer": windows.buffered_frames
+        if windows is not None
+        else (processor.max_window_buffer if offline else None),
         "max_pending_frames": processor.features.max_pending,
         "max_audio_rows": processor.max_audio_rows,
         "image_spool_bytes": spool.size_bytes if spool is not None else None,
+    }
+
+
+def _tracks(processor: FrameProcessor) -> dict[str, Any] | None:
+    """Multi-face mode: the tracker's settings, how many tracks there were, and the list of the tracks."""
+    tracks = processor.tracks
+    if tracks is None:
+        return None
+    listed = processor.track_summaries()
+    return {
+        "max_faces": tracks.options.max_faces,
+        "timeout_s": tracks.options.timeout_s,
+        "started": tracks.started,
+        "listed": listed,
+        "not_listed": tracks.started - len(listed),
+        "most_faces_left_out": tracks.overflow,
+        "first_frame_with_faces_left_out": tracks.overflow_frame,
+        "frames_with_tracks": processor.with_tracks,
+        "frames_without_tracks": processor.frames - processor.with_tracks,
     }
 
 

@@ -129,6 +129,12 @@ class WindowedTemporal:
         counts = self._counts.view()[:, 0]
         return self._sums.view() / counts[:, None]
 
+    def release(self) -> None:
+        """Free the ring buffer after :meth:`finish` (a series that ended keeps only its per-frame sums)."""
+        self._embeddings = self._embeddings[:0]
+        self._vggish = self._vggish[:0]
+        self._mfcc = self._mfcc[:0]
+
     def _run(self, start: int, length: int) -> None:
         slots = (start + np.arange(length)) % self.window
         has_audio = self._feed.audio

@@ -23,6 +23,7 @@ class RunContext:
         dimensions: the dimensions predicted, valence first.
         model_names: per-model column names, in manifest order.
         crop_size: the model's face crop side (a frame size for sources without one).
+        tracks: multi-face mode (``faces="all"``): predictions carry a track id, several per frame.
     """
 
     info: SourceInfo
@@ -30,12 +31,13 @@ class RunContext:
     dimensions: tuple[str, ...]
     model_names: tuple[str, ...]
     crop_size: int = 48
+    tracks: bool = False
 
     @classmethod
     def of(cls, run: PipelineRun) -> RunContext:
         """The context of an opened run."""
         crop = run.pipeline.bundle.feature_spec.face.image_size
-        return cls(run.info, run.mode, run.dimensions, run.model_names, crop)
+        return cls(run.info, run.mode, run.dimensions, run.model_names, crop, run.pipeline.options.multi_face)
 
 
 class Sink(Protocol):

@@ -10,14 +10,16 @@ from edgeaff.runtime.sinks.base import RunContext
 
 
 def live_line(prediction: Prediction, dimensions: tuple[str, ...]) -> str:
-    """``  frame   time s  valence +0.123  arousal -0.045  face 1 audio 1   42 ms``."""
+    """``  frame   time s  valence +0.123  arousal -0.045  face 1 audio 1   42 ms``; multi-face mode: ``track K``
+    after the time, and ``nobody`` for a frame without anybody."""
     values = prediction.values
-    shown = "  ".join(f"{d} {values[d]:+.3f}" for d in dimensions)
     latency = "" if prediction.latency_ms is None else f"  {prediction.latency_ms:6.0f} ms"
-    return (
-        f"{prediction.frame:>7} {prediction.time_s:9.3f} s  {shown}  face {int(prediction.face)} "
-        f"audio {int(prediction.audio)}{latency}"
-    )
+    start = f"{prediction.frame:>7} {prediction.time_s:9.3f} s"
+    if not prediction.subject:
+        return f"{start}  nobody{latency}"
+    track = "" if prediction.track is None else f"  track {prediction.track}"
+    shown = "  ".join(f"{d} {values[d]:+.3f}" for d in dimensions)
+    return f"{start}{track}  {shown}  face {int(prediction.face)} audio {int(prediction.audio)}{latency}"
 
 
 class LiveSink:

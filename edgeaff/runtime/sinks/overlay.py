@@ -1,4 +1,5 @@
-"""The ``--overlay`` video: every frame with the face box and a valence-arousal widget.
+"""The ``--overlay`` video: every frame with the face box and a valence-arousal widget (multi-face mode: every
+track's box with its id and its own widget).
 
 Drawn with OpenCV on the frames the pipeline hands over with each prediction (``images=True``: no second decode of
 the source), encoded with PyAV (H.264 when the FFmpeg inside PyAV has ``libx264``, else MPEG-4 Part 2; the summary
@@ -48,6 +49,64 @@ def draw_frame(
     scale = max(0.3, radius / 80)
     cv2.putText(out, text + flags, (4, 2 * radius + 16 + 12), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1)
     return out
+
+
+_TRACK_COLOURS = ((80, 220, 80), (60, 160, 255), (255, 120, 60), (200, 80, 220), (60, 220, 220), (220, 220, 60))
+
+
+def draw_tracks(image: np.ndarray, predictions: Sequence[Prediction]) -> np.ndarray:
+    """A copy of a BGR frame with every track of a multi-face frame: its box and id, and beside the box a small
+    valence (x) / arousal (y) disc with the values. A track whose face is not seen in the frame gets its disc in a
+    row along the top edge, marked ``no face``."""
+    cv2 = import_cv2()
+    out = np.ascontiguousarray(image.copy())
+    height, width = out.shape[:2]
+    thickness = max(1, width // 320)
+    unseen = 0
+    for prediction in predictions:
+        if not prediction.subject or prediction.track is None:
+            continue
+        colour = _TRACK_COLOURS[prediction.track % len(_TRACK_COLOURS)]
+        values = prediction.values
+        if prediction.box is not None and prediction.face:
+            x0, y0, x1, y1 = (round(float(v)) for v in prediction.box)
+            cv2.rectangle(out, (x0, y0), (x1, y1), colour, thickness)
+            radius = max(10, min(48, (y1 - y0) // 4))
+            centre = (x1 + radius + 6, y0 + radius) if x1 + 2 * radius + 12 < width else (x0 - radius - 6, y0 + radius)
+            label = (x0, max(y0 - 6, 12))
+        else:
+            radius = max(10, min(height, width) // 16)
+            centre = (radius + 8 + unseen * (2 * radius + 70), height - radius - 24)
+            label = (centre[0] - radius, centre[1] + radius + 14)
+            unseen += 1
+        _disc(cv2, out, centre=centre, radius=radius, values=values, colour=colour, face=prediction.face)
+        text = f"T{prediction.track} " + " ".join(
+            f"{d[0].upper()}{values[d]:+.2f}" for d in ("valence", "arousal") if d in values
+        )
+        text += "" if prediction.face else " no face"
+        cv2.putText(out, text, label, cv2.FONT_HERSHEY_SIMPLEX, max(0.35, radius / 60), colour, 1, cv2.LINE_AA)
+    return out
+
+
+def _disc(
+    cv2: Any,
+    out: np.ndarray,
+    *,
+    centre: tuple[int, int],
+    radius: int,
+    values: Mapping[str, float],
+    colour: tuple[int, int, int],
+    face: bool,
+) -> None:
+    """A valence (x) / arousal (y) disc: the circle, its axes and the dot."""
+    cv2.circle(out, centre, radius, (200, 200, 200), 1, cv2.LINE_AA)
+    cv2.line(out, (centre[0] - radius, centre[1]), (centre[0] + radius, centre[1]), (120, 120, 120), 1)
+    cv2.line(out, (centre[0], centre[1] - radius), (centre[0], centre[1] + radius), (120, 120, 120), 1)
+    dot = (
+        round(centre[0] + values.get("valence", 0.0) * radius),
+        round(centre[1] - values.get("arousal", 0.0) * radius),
+    )
+    cv2.circle(out, dot, max(2, radius // 6), colour if face else (128, 128, 128), -1, cv2.LINE_AA)
 
 
 class OverlayWriter:
@@ -118,6 +177,8 @@ class OverlaySink:
         width = context.info.width or context.crop_size
         height = context.info.height or context.crop_size
         self._writer = OverlayWriter(path, width=width, height=height, rate=context.info.fps)
+        self._tracks = context.tracks
+        self._frame: list[Prediction] = []
 
     def __enter__(self) -> OverlaySink:
         self._writer.__enter__()
@@ -131,9 +192,23 @@ class OverlaySink:
     def write(self, prediction: Prediction) -> None:
         if prediction.image is None:
             raise InvalidInputError("the overlay needs each frame: make the pipeline with images=True")
-        drawn = draw_frame(prediction.image, box=prediction.box, values=prediction.values, face=prediction.face,
-                           audio=prediction.audio)  # fmt: skip
-        self._writer.write(drawn, prediction.time_s)
+        if not self._tracks:
+            drawn = draw_frame(prediction.image, box=prediction.box, values=prediction.values, face=prediction.face,
+                               audio=prediction.audio)  # fmt: skip
+            self._writer.write(drawn, prediction.time_s)
+            return
+        # Multi-face mode: the predictions of one frame come together (frame order, then track): draw them at once.
+        if self._frame and self._frame[0].frame != prediction.frame:
+            self._flush()
+        self._frame.append(prediction)
+
+    def _flush(self) -> None:
+        if self._frame:
+            first = self._frame[0]
+            assert first.image is not None
+            self._writer.write(draw_tracks(first.image, self._frame), first.time_s)
+            self._frame = []
 
     def finish(self) -> dict[str, Any]:
+        self._flush()
         return {"overlay_codec": self._writer.codec}

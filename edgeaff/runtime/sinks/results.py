@@ -117,7 +117,7 @@ def remove_stale_temporaries(out_dir: Path, name: str) -> list[Path]:
     (``.<name><suffix>.<pid>.<random>.tmp``) are touched, and only when the process that made them is gone.
     """
     removed = []
-    prefixes = tuple(f".{name}{suffix}." for suffix in _SUFFIXES)
+    prefixes = (*(f".{name}{suffix}." for suffix in _SUFFIXES), f".{name}.track")
     with contextlib.suppress(OSError):
         for entry in os.scandir(out_dir):
             if not (entry.name.startswith(prefixes) and entry.is_file(follow_symlinks=False)):
@@ -144,11 +144,14 @@ def _jsonable(value: object) -> object:
 
 def build_sinks(files: ResultSet, context: RunContext, outputs: Outputs, *, show: Callable[[str], None]) -> list[Sink]:
     """The sinks ``outputs`` asks for, writing into ``files``' temporary paths."""
-    from edgeaff.runtime.sinks.tables import CsvSink, ModelsCsvSink, SubmissionSink
+    from edgeaff.runtime.sinks.tables import CsvSink, ModelsCsvSink, SubmissionSink, TrackSubmissionSink
 
     name = files.name
     sinks: list[Sink] = [files.enter(CsvSink(files.target("csv", f"{name}.csv"), context))]
-    if SubmissionSink.applies(context):
+    if context.tracks:
+        if TrackSubmissionSink.applies(context):
+            sinks.append(TrackSubmissionSink(files.target, context))
+    elif SubmissionSink.applies(context):
         sinks.append(files.enter(SubmissionSink(files.target("txt", f"{name}.txt"), context)))
     if outputs.per_model:
         sinks.append(files.enter(ModelsCsvSink(files.target("models", f"{name}.models.csv"), context)))
