@@ -138,6 +138,10 @@ PLANTS = {
                                      {"runtime-layers"}),
     "bench past the public API": ("bench/stats.py", "from edgeaff.runtime.pipeline import timing",
                                   {"bench-public-api"}),
+    "batch past the public API": ("batch/index.py", "from edgeaff.runtime.sinks import results",
+                                  {"bench-public-api"}),
+    "torch in batch": ("batch/discover.py", "import torch", {"torch-free"}),
+    "batch reaching up to the cli": ("batch/index.py", "import edgeaff.cli.infer", {"packages", "acyclic"}),
     "a cycle between siblings": ("runtime/errors.py", "import edgeaff.runtime.spec", {"acyclic"}),
     "a package in no layer": ("newpart/__init__.py", "import edgeaff.runtime", {"packages"}),
 }  # fmt: skip
