@@ -75,7 +75,7 @@ class RichProgress:
         self._started = time.monotonic()
         self._progress.update(self._task, total=max(1, total_bytes), completed=0)
         if reused:
-            self.console.print(f"{reused} video(s) already have complete results: skipped")
+            self.console.print(f"{reused} video(s) already have complete results: kept", soft_wrap=True)
         self._update()
 
     def started(self, key: str, size: int) -> None:
@@ -99,7 +99,7 @@ class RichProgress:
             self._frames_done += result.frames or 0
         elif result.status is VideoStatus.FAILED:
             self._failed += 1
-            self.console.print(f"failed: {result.key}: {result.error}", highlight=False, markup=False)
+            self.console.print(f"failed: {result.key}: {result.error}", highlight=False, markup=False, soft_wrap=True)
         self._update()
 
     def _update(self) -> None:
