@@ -145,6 +145,8 @@ def run_batch(
                 last_index = now
 
         def on_started(item: BatchItem) -> None:
+            if item.key in results:
+                return  # a worker's "started" message that arrived after its result
             running.add(item.key)
             if progress is not None:
                 progress.started(item.key, sizes.get(item.key, 0))

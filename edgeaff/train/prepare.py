@@ -223,6 +223,15 @@ class _RayPreparer:
         return self.preparer.prepare_video(trials, Path(out))
 
 
+def _absolute(trial: RawTrial) -> RawTrial:
+    return dataclasses.replace(
+        trial,
+        annotation=trial.annotation.absolute(),
+        faces_dir=trial.faces_dir.absolute(),
+        video=trial.video.absolute(),
+    )
+
+
 def _prepare_on_ray(
     settings: PrepareSettings,
     groups: list[list[RawTrial]],
@@ -237,6 +246,9 @@ def _prepare_on_ray(
     from edgeaff.runtime.cluster import ActorFarm, ClusterResources, connect, disconnect, plan_actors
 
     gpu = settings.device == "cuda"
+    if Path(settings.vggish_weights).is_file():  # paths as every node sees them (not random:SEED)
+        settings = dataclasses.replace(settings, vggish_weights=str(Path(settings.vggish_weights).absolute()))
+    groups = [[_absolute(trial) for trial in group] for group in groups]
     ray = connect(address, purpose="edgeaff prepare on Ray (--ray)")
     try:
         count, threads = plan_actors(

@@ -256,7 +256,7 @@ def _run_ray(
         pending = {}
         for job in jobs:
             spec = _with_device(job, "cuda") if gpus and job.device == "cpu" else job
-            pending[task.remote(spec, str(prepared), str(out), None)] = job
+            pending[task.remote(spec, str(prepared.absolute()), str(out.absolute()), None)] = job
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
