@@ -28,12 +28,14 @@ from typing import Any
 from edgeaff.batch.discover import BatchItem
 from edgeaff.batch.settings import BatchSettings
 from edgeaff.batch.worker import FrameReport, VideoResult, VideoStatus, VideoWorker, one_line
-from edgeaff.runtime import InvalidInputError, limits
+from edgeaff.runtime import EdgeaffError, InvalidInputError, limits
 from edgeaff.runtime.cluster import ActorFarm, ClusterResources, connect, disconnect, plan_actors
 from edgeaff.runtime.processes import process_pool
 
 STOP_GRACE_S = 10.0
 """How long stopped worker processes get to finish cleaning up before they are killed."""
+MAX_BARREN_POOLS = 3
+"""Worker pools in a row that may die before running any video before the batch gives up."""
 QUEUED_PER_WORKER = 2
 """Videos handed to the process pool ahead, per worker (the rest wait here, so the pool holds no long queue)."""
 
@@ -132,9 +134,13 @@ def run_processes(
     remaining = list(reversed(items))  # popped from the end: in order
     announced: set[str] = set()
     context = multiprocessing.get_context("spawn")
-    for _ in range(len(items) + 1):  # every broken pool costs at least one video
-        if not remaining:
-            return
+    barren = 0  # pools in a row that broke before any of their videos started
+    while remaining:
+        if barren == MAX_BARREN_POOLS:
+            raise EdgeaffError(
+                f"the worker processes died {barren} times before they could start a video (see the messages above); "
+                "run the batch with --workers 1 to see the error"
+            )
         messages = context.Queue()
         pool = process_pool(workers, initializer=_init_process, initargs=(settings, threads, messages))
         futures: dict[concurrent.futures.Future[VideoResult], BatchItem] = {}
@@ -151,31 +157,42 @@ def run_processes(
                 elif message[0] == "frames":
                     events.frames(message[1], message[2], message[3])
 
-        lost: dict[concurrent.futures.Future[VideoResult], BatchItem] = {}
+        broken = False
         try:
-            while (remaining or futures) and not lost:
+            while (remaining or futures) and not broken:
                 while remaining and len(futures) < QUEUED_PER_WORKER * workers:
                     item = remaining.pop()
-                    futures[pool.submit(_run_in_process, item)] = item
+                    try:
+                        futures[pool.submit(_run_in_process, item)] = item
+                    except concurrent.futures.process.BrokenProcessPool:
+                        remaining.append(item)
+                        broken = True
+                        break
+                if broken:
+                    break
                 done, _ = concurrent.futures.wait(futures, timeout=0.25, return_when="FIRST_COMPLETED")
                 drain()
                 for future in done:
-                    item = futures.pop(future)
                     try:
                         result = future.result()
                     except concurrent.futures.process.BrokenProcessPool:
-                        lost[future] = item
+                        broken = True
                         continue
+                    del futures[future]
                     events.finished(result)
         except BaseException:
             drain()
             _stop_processes(pool, futures, events)
             raise
-        if lost:  # a worker died: every video the pool held is lost; those that had started are failed
+        if broken:  # a worker died: the pool is lost; of its videos, those that had started are failed
+            concurrent.futures.wait(futures, timeout=STOP_GRACE_S)
             drain()
-            lost.update(futures)
-            for item in lost.values():
-                if item.key in announced:
+            lost = []
+            for future, item in futures.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    events.finished(future.result())  # it finished before the pool broke
+                elif item.key in announced:
+                    lost.append(item.key)
                     events.finished(
                         VideoResult(
                             item.key,
@@ -186,6 +203,7 @@ def run_processes(
                     )
                 else:
                     remaining.append(item)
+            barren = 0 if lost else barren + 1
             pool.shutdown(wait=True, cancel_futures=True)
         else:
             pool.shutdown(wait=True)

@@ -282,3 +282,31 @@ def test_batch_options_are_checked_before_any_work(
     with pytest.raises(SystemExit) as exit_info:  # a folder of face images stays one source
         main(["infer", str(tmp_path / "faces-nowhere"), *bundle, "-o", str(tmp_path / "o")])
     assert "source not found" in capsys.readouterr().err
+
+
+@two_cores
+def test_a_worker_killed_midway_fails_its_video_and_the_batch_goes_on(
+    long_corpus: Path, tiny_bundle: TinyBundle, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "edgeaff.cli", "infer", str(long_corpus), "-o", str(out)]
+    command += ["--bundle", str(tiny_bundle.path), "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _first_summary(out, process) and process.poll() is None, "the batch ended before a worker was killed"
+        workers = [pid for pid in children(process.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        os.kill(workers[0], signal.SIGKILL)  # what the out-of-memory killer does
+        _, stderr = process.communicate(timeout=600)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 1, stderr  # some videos failed, the batch itself did not
+    index = _index(out)
+    failed = {key for key, row in index.items() if row["status"] == "failed"}
+    assert 1 <= len(failed) <= 2 and {row["status"] for row in index.values()} == {"done", "failed"}
+    assert all("worker process died" in index[key]["error"] for key in failed)
+    rerun = _infer([str(long_corpus), "-o", str(out), "--bundle", str(tiny_bundle.path), "--workers", "2"], timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {key for key, row in _index(out).items() if row["reused"] == "0"} == failed
