@@ -143,6 +143,10 @@ PLANTS = {
     "serve past the public API": ("serve/hub.py", "from edgeaff.runtime.io import sources", {"serve-public-api"}),
     "serve reaching up to the cli": ("serve/hub.py", "import edgeaff.cli.app", {"packages", "acyclic"}),
     "torch in serve": ("serve/feed.py", "import torch", {"torch-free"}),
+    "batch past the public API": ("batch/index.py", "from edgeaff.runtime.sinks import results",
+                                  {"bench-public-api"}),
+    "torch in batch": ("batch/discover.py", "import torch", {"torch-free"}),
+    "batch reaching up to the cli": ("batch/index.py", "import edgeaff.cli.infer", {"packages", "acyclic"}),
     "a cycle between siblings": ("runtime/errors.py", "import edgeaff.runtime.spec", {"acyclic"}),
     "a package in no layer": ("newpart/__init__.py", "import edgeaff.runtime", {"packages"}),
 }  # fmt: skip

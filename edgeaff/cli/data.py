@@ -65,9 +65,22 @@ def prepare(
         typer.Option("--vggish-weights", help="VGGish weights: vggish-10086976.pth, or random:SEED for demos/tests."),
     ] = None,
     workers: Annotated[
-        int,
-        typer.Option("--workers", help="Videos processed in parallel, at most one per core.", callback=options.workers),
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            help="Videos processed in parallel, at most one per core (default 1); with --ray, the number of Ray "
+            "workers (default: one per 4 of the cluster's CPUs, or per GPU with --device cuda).",
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="auto|local|ADDRESS",
+            help="Prepare the videos on Ray (auto: the cluster 'ray start' made here; local: a Ray for this command; "
+            "or HOST:PORT). The raw tree, the VGGish weights and OUT_DIR must be on storage every node sees.",
+        ),
+    ] = None,
     mfcc: Annotated[
         str, typer.Option("--mfcc", help="MFCC implementation: opensmile (reference) or numpy.")
     ] = "opensmile",
@@ -101,6 +114,7 @@ def prepare(
             out_dir,
             vggish_weights=vggish_weights,
             workers=workers,
+            ray_address=ray,
             mfcc_backend=mfcc,
             subjects_file=subjects,
             device=device,

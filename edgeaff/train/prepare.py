@@ -13,9 +13,10 @@ fps is the video's (OpenCV semantics). Work is grouped by video, so ``_left``/``
 decode. A trial directory appears atomically (built in a marked ``.tmp-<trial>-…`` work folder, then renamed), so an
 interrupted run leaves finished trials and no half-written ones; rerunning removes the work folders a killed run
 left (only marked ones whose process is gone) and skips what is done. Worker processes (``--workers``) die with
-the command (:mod:`edgeaff.runtime.processes`). A failing trial is reported and
-skipped; the others complete. At the end ``dataset.json`` and ``folds.json`` (the six folds with their training-split
-normalisation statistics) are written.
+the command (:mod:`edgeaff.runtime.processes`). On Ray (``--ray``) each video is one task of a Ray actor that holds
+VGGish, like a worker process (:class:`edgeaff.runtime.cluster.ActorFarm`), with the same arrays for the same
+threads per worker. A failing trial is reported and skipped; the others complete. At the end ``dataset.json`` and
+``folds.json`` (the six folds with their training-split normalisation statistics) are written.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ from edgeaff.train.affwild2 import RawTrial, discover_trials, load_subject_map, 
 
 MFCC_BACKENDS = ("opensmile", "numpy")
 VGGISH_BATCH = 64
+RAY_THREADS = 4
+"""Default threads (CPUs asked for) per Ray actor when ``--workers`` is not given."""
 _TMP_PREFIX = ".tmp-"
 
 
@@ -204,6 +207,67 @@ def _work(trials: list[RawTrial], out: str) -> dict[str, dict[str, Any]]:
     return _WORKER.prepare_video(trials, Path(out))
 
 
+def cpu_settings(settings: PrepareSettings) -> PrepareSettings:
+    """``settings`` with VGGish on the CPU."""
+    return dataclasses.replace(settings, device="cpu")
+
+
+class _RayPreparer:
+    """The Ray actor of ``prepare --ray``: a :class:`VideoPreparer` (VGGish loaded once) per actor."""
+
+    def __init__(self, settings: PrepareSettings, threads: int) -> None:
+        self.preparer = VideoPreparer(settings, threads)
+
+    def run(self, work: tuple[list[RawTrial], str]) -> dict[str, dict[str, Any]]:
+        trials, out = work
+        return self.preparer.prepare_video(trials, Path(out))
+
+
+def _absolute(trial: RawTrial) -> RawTrial:
+    return dataclasses.replace(
+        trial,
+        annotation=trial.annotation.absolute(),
+        faces_dir=trial.faces_dir.absolute(),
+        video=trial.video.absolute(),
+    )
+
+
+def _prepare_on_ray(
+    settings: PrepareSettings,
+    groups: list[list[RawTrial]],
+    out: Path,
+    *,
+    address: str,
+    actors: int | None,
+    collect: Callable[[dict[str, dict[str, Any]]], None],
+) -> None:
+    """Every video as one task of a Ray actor (one GPU each for ``--device cuda``); paths must be on storage every
+    node sees."""
+    from edgeaff.runtime.cluster import ActorFarm, ClusterResources, connect, disconnect, plan_actors
+
+    gpu = settings.device == "cuda"
+    if Path(settings.vggish_weights).is_file():  # paths as every node sees them (not random:SEED)
+        settings = dataclasses.replace(settings, vggish_weights=str(Path(settings.vggish_weights).absolute()))
+    groups = [[_absolute(trial) for trial in group] for group in groups]
+    ray = connect(address, purpose="edgeaff prepare on Ray (--ray)")
+    try:
+        count, threads = plan_actors(
+            ClusterResources.of(ray), gpu=gpu, items=len(groups), actors=actors, cpu_threads=RAY_THREADS
+        )
+        work = [(group, str(out.absolute())) for group in groups]
+        farm: ActorFarm[tuple[list[RawTrial], str]] = ActorFarm(
+            ray, _RayPreparer, (settings, threads), count=count, num_cpus=threads, num_gpus=1 if gpu else 0
+        )
+        with farm:
+            for outcome in farm.map_unordered(work):
+                if outcome.error is not None:
+                    collect({trial.name: {"error": outcome.error} for trial in outcome.item[0]})
+                else:
+                    collect(outcome.value)
+    finally:
+        disconnect(ray, address)
+
+
 def _existing_settings(out: Path) -> dict[str, Any] | None:
     path = out / "dataset.json"
     if not path.is_file():
@@ -223,13 +287,19 @@ def prepare_dataset(
     out_dir: str | Path,
     *,
     vggish_weights: str | None,
-    workers: int = 1,
+    workers: int | None = None,
+    ray_address: str | None = None,
     mfcc_backend: str = "opensmile",
     subjects_file: str | Path | None = None,
     device: str = "cpu",
     on_progress: Callable[[str, int, int, str | None], None] | None = None,
 ) -> dict[str, Any]:
     """Prepare every annotated trial under ``root`` into ``out_dir`` (resumable).
+
+    ``workers``: local worker processes (default 1); with ``ray_address`` (``auto``, ``local`` or a cluster address)
+    the number of Ray actors (default: one per :data:`RAY_THREADS` of the cluster's CPUs, or one per GPU for
+    ``device="cuda"``). VGGish's float sums depend on its thread count, so the arrays are identical for the same
+    threads per worker: ``--workers N`` locally and on a Ray with this machine's cores share the cores out alike.
 
     Returns:
         The ``dataset.json`` document (its ``failed`` entry lists trials that could not be prepared).
@@ -244,17 +314,28 @@ def prepare_dataset(
         raise InvalidInputError(f"--vggish-weights is required. {vggish_weights_help()}")
     if mfcc_backend not in MFCC_BACKENDS:
         raise InvalidInputError(f"unknown --mfcc '{mfcc_backend}'; choose one of {', '.join(MFCC_BACKENDS)}")
-    limits.check_workers(workers)
+    if ray_address is None:
+        workers = limits.check_workers(1 if workers is None else workers)
+    else:
+        from edgeaff.runtime.cluster import check_address
+
+        ray_address = check_address(ray_address)
     from edgeaff.train.devices import check_torch_device
 
-    device = check_torch_device(device)
+    if ray_address is None:
+        device = check_torch_device(device)
+    elif device not in ("cpu", "cuda"):  # the GPUs are the cluster's, not this machine's
+        raise InvalidInputError(
+            f"--device {device} with --ray: use cpu, or cuda (each worker gets the GPU Ray assigns)"
+        )
     source, out = Path(root), Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"OUT_DIR {out} is a file; the prepared dataset needs a folder: choose another path")
     subjects = load_subject_map(subjects_file) if subjects_file else None
     trials, problems = discover_trials(source, subjects=subjects)
     settings = PrepareSettings(vggish_weights=vggish_weights, mfcc_backend=mfcc_backend, device=device)
-    preparer: VideoPreparer | None = VideoPreparer(settings)
+    # Here only for the feature spec with --ray, so on the CPU: the GPUs may be the cluster's alone.
+    preparer: VideoPreparer | None = VideoPreparer(settings if ray_address is None else cpu_settings(settings))
     assert preparer is not None
     spec = preparer.feature_spec()
     recorded = {
@@ -288,10 +369,14 @@ def prepare_dataset(
             if on_progress:
                 on_progress("trial", finished, total, name if "error" not in entry else f"{name} FAILED")
 
-    if workers == 1:
+    if ray_address is not None:
+        preparer = None  # the actors load their own VGGish
+        _prepare_on_ray(settings, list(by_video.values()), out, address=ray_address, actors=workers, collect=collect)
+    elif workers == 1:
         for group in by_video.values():
             collect(preparer.prepare_video(group, out))
     else:
+        assert workers is not None
         preparer = None  # the workers load their own VGGish
         threads = max(1, limits.usable_cores() // workers)
         with process_pool(workers, initializer=_init_worker, initargs=(settings, threads)) as pool:

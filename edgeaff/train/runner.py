@@ -14,7 +14,7 @@ from typing import Any
 
 from edgeaff.runtime import limits
 from edgeaff.runtime.artifacts.prepared import load_prepared_dataset
-from edgeaff.runtime.errors import InvalidInputError, require
+from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.files import atomic_output
 from edgeaff.train.config import EMOTION_DIMENSIONS, MODEL_KINDS, backbone_preset
 from edgeaff.train.fit import JobSpec, ProgressCallback, run_job
@@ -247,19 +247,22 @@ def _run_ray(
     jobs: list[JobSpec], prepared: Path, out: Path, address: str, record: Callable[[JobSpec, dict[str, Any]], None]
 ) -> None:
     """One Ray task per job (one GPU each where the cluster has GPUs). Paths must be visible to every node."""
-    ray: Any = require("ray", extra="cluster", purpose="training on a Ray cluster (--ray)")
-    if not ray.is_initialized():
-        ray.init(address=None if address == "local" else address, ignore_reinit_error=True)
-    gpus = ray.cluster_resources().get("GPU", 0)
-    task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(_guarded)
-    pending = {}
-    for job in jobs:
-        spec = _with_device(job, "cuda") if gpus and job.device == "cpu" else job
-        pending[task.remote(spec, str(prepared), str(out), None)] = job
-    while pending:
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            record(pending.pop(ref), ray.get(ref))
+    from edgeaff.runtime.cluster import connect, disconnect
+
+    ray: Any = connect(address, purpose="training on a Ray cluster (--ray)")
+    try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        task = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(_guarded)
+        pending = {}
+        for job in jobs:
+            spec = _with_device(job, "cuda") if gpus and job.device == "cpu" else job
+            pending[task.remote(spec, str(prepared.absolute()), str(out.absolute()), None)] = job
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                record(pending.pop(ref), ray.get(ref))
+    finally:
+        disconnect(ray, address)
 
 
 def _with_device(job: JobSpec, device: str) -> JobSpec:

@@ -243,3 +243,28 @@ def test_options_are_validated(raw: Path, prepared: Path, tmp_path: Path) -> Non
         prepare_dataset(tmp_path, tmp_path / "o", vggish_weights=WEIGHTS)
     with pytest.raises(InvalidInputError, match="other settings"):
         prepare_dataset(raw, prepared, vggish_weights="random:4")
+
+
+@pytest.mark.slow
+def test_prepare_on_ray_local_gives_the_files_of_one_local_worker(raw: Path, prepared: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    out = tmp_path / "ray"
+    # One Ray actor with this machine's cores, as `--workers 1` (VGGish's sums depend on the thread count).
+    command = [sys.executable, "-m", "edgeaff.cli", "prepare", str(raw), str(out), "--vggish-weights", WEIGHTS]
+    result = subprocess.run([*command, "--ray", "local", "--workers", "1"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    files = sorted(p.relative_to(prepared) for p in prepared.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file()) == files
+    assert len([f for f in files if f.name == "vggish.npy"]) == len(
+        json.loads((raw / "synth.json").read_text())["trials"]
+    )
+    for name in files:
+        assert (out / name).read_bytes() == (prepared / name).read_bytes(), name
+    again = subprocess.run([*command, "--ray", "local"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr  # resumable: nothing left to do, the same files
+    for name in files:
+        assert (out / name).read_bytes() == (prepared / name).read_bytes(), name
+    with pytest.raises(InvalidInputError, match="--device cuda:1 with --ray"):
+        prepare_dataset(raw, tmp_path / "x", vggish_weights=WEIGHTS, ray_address="local", device="cuda:1")
+    with pytest.raises(InvalidInputError, match="--ray 'nowhere'"):
+        prepare_dataset(raw, tmp_path / "x", vggish_weights=WEIGHTS, ray_address="nowhere")

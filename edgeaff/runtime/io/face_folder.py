@@ -10,6 +10,7 @@ decodes it.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Iterator
@@ -27,6 +28,16 @@ from edgeaff.runtime.io.sources import AudioChunk, SourceInfo, SourceKind, Video
 # frames without a face.
 MAX_FOLDER_FRAMES = 2_000_000
 _NUMBERED = re.compile(r"^(\d+)\.(jpe?g|png|bmp)$", re.IGNORECASE)
+
+
+def holds_face_images(folder: str | Path) -> bool:
+    """Whether ``folder`` directly holds numbered face images (``00001.jpg``, …): a face-folder source, as opposed
+    to a folder of videos."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(_NUMBERED.match(entry.name) for entry in entries)
+    except OSError:
+        return False
 
 
 def _read_rgb(path: Path) -> np.ndarray:

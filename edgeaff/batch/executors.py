@@ -1,0 +1,314 @@
+"""Where a batch's videos run: in this process, in local worker processes, or on Ray actors.
+
+Each executor gives every worker one :class:`~edgeaff.batch.worker.VideoWorker` (one pipeline, opened once) and
+hands it videos one at a time, reporting through :class:`Events`. All three stop the same way when the caller is
+interrupted (Ctrl-C) or fails: nothing more is started, running videos are stopped (their temporary files removed
+where the worker can still do it, otherwise by the next run), and the exception goes on to the caller.
+
+* :func:`run_inline`: ``--workers 1``; the pipeline runs in this process.
+* :func:`run_processes`: ``--workers N``; ``spawn`` processes that die with this one
+  (:func:`edgeaff.runtime.processes.process_pool`). A worker ignores Ctrl-C (the terminal sends it to the whole
+  process group); this process stops them with SIGTERM, which a worker turns into a clean stop of its video.
+* :func:`run_ray`: ``--ray``; Ray actors (:class:`edgeaff.runtime.cluster.ActorFarm`), each asking for its threads'
+  CPUs and, for the GPU backends, one GPU.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import multiprocessing
+import os
+import queue
+import signal
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from edgeaff.batch.discover import BatchItem
+from edgeaff.batch.settings import BatchSettings
+from edgeaff.batch.worker import FrameReport, VideoResult, VideoStatus, VideoWorker, one_line
+from edgeaff.runtime import EdgeaffError, InvalidInputError, limits
+from edgeaff.runtime.cluster import ActorFarm, ClusterResources, connect, disconnect, plan_actors
+from edgeaff.runtime.processes import process_pool
+
+STOP_GRACE_S = 10.0
+"""How long stopped worker processes get to finish cleaning up before they are killed."""
+MAX_BARREN_POOLS = 3
+"""Worker pools in a row that may die before running any video before the batch gives up."""
+QUEUED_PER_WORKER = 2
+"""Videos handed to the process pool ahead, per worker (the rest wait here, so the pool holds no long queue)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Events:
+    """What an executor reports: a video started, frames read so far, a video's result."""
+
+    started: Callable[[BatchItem], None]
+    frames: FrameReport
+    finished: Callable[[VideoResult], None]
+
+
+def run_inline(settings: BatchSettings, items: Sequence[BatchItem], events: Events, *, threads: int | None) -> None:
+    """Every video in turn on one pipeline in this process."""
+    with VideoWorker(settings, threads=threads, on_frames=events.frames) as worker:
+        for item in items:
+            events.started(item)
+            events.finished(worker.run(item))
+
+
+# -- local worker processes ------------------------------------------------------------------------------------------
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while a worker process was running a video."""
+
+
+class WorkerHost:
+    """A :class:`VideoWorker` in a worker process or Ray actor: a worker that could not open its pipeline answers
+    every video with a ``fatal`` result instead of failing to start (so the batch can say why and stop)."""
+
+    def __init__(self, settings: BatchSettings, threads: int | None, on_frames: FrameReport | None = None) -> None:
+        self.fatal: str | None = None
+        self.worker: VideoWorker | None = None
+        try:
+            self.worker = VideoWorker(settings, threads=threads, on_frames=on_frames).__enter__()
+        except Exception as exc:
+            self.fatal = one_line(exc)
+
+    def run(self, item: BatchItem) -> VideoResult:
+        """Run one video (see :meth:`VideoWorker.run`)."""
+        if self.worker is None:
+            return VideoResult(item.key, VideoStatus.FAILED, error=self.fatal, fatal=True)
+        return self.worker.run(item)
+
+
+_HOST: WorkerHost | None = None
+_EVENTS: Any = None  # the multiprocessing queue of this worker process
+_STOPPING = False  # SIGTERM came: run nothing more
+_IN_VIDEO = False  # a video is running: SIGTERM stops it
+
+
+def _init_process(settings: BatchSettings, threads: int | None, events: Any) -> None:
+    global _HOST, _EVENTS  # noqa: PLW0603 - one pipeline per worker process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    _EVENTS = events
+
+    def report(key: str, frames: int, declared: int | None) -> None:
+        with contextlib.suppress(Exception):
+            events.put_nowait(("frames", key, frames, declared))
+
+    _HOST = WorkerHost(settings, threads, report)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _STOPPING  # noqa: PLW0603 - the worker process's one stop flag
+    _STOPPING = True
+    if _IN_VIDEO:
+        raise _Terminated
+
+
+def _run_in_process(item: BatchItem) -> VideoResult:
+    """A worker process's task: one video, or ``pending`` once the parent has stopped the batch."""
+    global _IN_VIDEO  # noqa: PLW0603
+    assert _HOST is not None, "worker not initialised"
+    if _STOPPING:
+        return VideoResult(item.key, VideoStatus.PENDING)
+    _EVENTS.put_nowait(("started", item.key, os.getpid()))
+    try:
+        _IN_VIDEO = True
+        return _HOST.run(item)
+    except _Terminated:
+        return VideoResult(item.key, VideoStatus.INTERRUPTED)
+    finally:
+        _IN_VIDEO = False
+
+
+def run_processes(
+    settings: BatchSettings, items: Sequence[BatchItem], events: Events, *, workers: int, threads: int | None
+) -> None:
+    """The videos on ``workers`` local processes (module docstring). A worker process that dies (a crash, the
+    out-of-memory killer) fails the videos it was running; a new pool takes the rest."""
+    by_key = {item.key: item for item in items}
+    remaining = list(reversed(items))  # popped from the end: in order
+    announced: set[str] = set()
+    context = multiprocessing.get_context("spawn")
+    barren = 0  # pools in a row that broke before any of their videos started
+    while remaining:
+        if barren == MAX_BARREN_POOLS:
+            raise EdgeaffError(
+                f"the worker processes died {barren} times before they could start a video (see the messages above); "
+                "run the batch with --workers 1 to see the error"
+            )
+        messages = context.Queue()
+        pool = process_pool(workers, initializer=_init_process, initargs=(settings, threads, messages))
+        futures: dict[concurrent.futures.Future[VideoResult], BatchItem] = {}
+
+        def drain(messages: Any = messages) -> None:
+            while True:
+                try:
+                    message = messages.get_nowait()
+                except (queue.Empty, OSError, ValueError):
+                    return
+                if message[0] == "started" and message[1] in by_key:
+                    announced.add(message[1])
+                    events.started(by_key[message[1]])
+                elif message[0] == "frames":
+                    events.frames(message[1], message[2], message[3])
+
+        broken = False
+        try:
+            while (remaining or futures) and not broken:
+                while remaining and len(futures) < QUEUED_PER_WORKER * workers:
+                    item = remaining.pop()
+                    try:
+                        futures[pool.submit(_run_in_process, item)] = item
+                    except concurrent.futures.process.BrokenProcessPool:
+                        remaining.append(item)
+                        broken = True
+                        break
+                if broken:
+                    break
+                done, _ = concurrent.futures.wait(futures, timeout=0.25, return_when="FIRST_COMPLETED")
+                drain()
+                for future in done:
+                    try:
+                        result = future.result()
+                    except concurrent.futures.process.BrokenProcessPool:
+                        broken = True
+                        continue
+                    del futures[future]
+                    events.finished(result)
+        except BaseException:
+            drain()
+            _stop_processes(pool, futures, events)
+            raise
+        if broken:  # a worker died: the pool is lost; of its videos, those that had started are failed
+            concurrent.futures.wait(futures, timeout=STOP_GRACE_S)
+            drain()
+            lost = []
+            for future, item in futures.items():
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    events.finished(future.result())  # it finished before the pool broke
+                elif item.key in announced:
+                    lost.append(item.key)
+                    events.finished(
+                        VideoResult(
+                            item.key,
+                            VideoStatus.FAILED,
+                            error="its worker process died while running it (a crash or the out-of-memory killer); "
+                            "rerun to retry it",
+                        )
+                    )
+                else:
+                    remaining.append(item)
+            barren = 0 if lost else barren + 1
+            pool.shutdown(wait=True, cancel_futures=True)
+        else:
+            pool.shutdown(wait=True)
+        messages.close()
+
+
+def _stop_processes(
+    pool: concurrent.futures.ProcessPoolExecutor,
+    futures: dict[concurrent.futures.Future[VideoResult], BatchItem],
+    events: Events,
+) -> None:
+    """Stop a pool at once: cancel what has not started, SIGTERM the workers (a running video stops and removes its
+    temporary files), give them :data:`STOP_GRACE_S`, then SIGKILL what is left."""
+    running = {f: item for f, item in futures.items() if not f.cancel()}
+    children = multiprocessing.active_children()
+    for child in children:
+        with contextlib.suppress(OSError):
+            os.kill(child.pid or 0, signal.SIGTERM)
+    try:
+        done, _ = concurrent.futures.wait(running, timeout=STOP_GRACE_S)
+        for future in done:
+            with contextlib.suppress(Exception):
+                events.finished(future.result())
+    except BaseException:  # a second Ctrl-C: no more waiting
+        pass
+    for child in children:
+        if child.is_alive():
+            with contextlib.suppress(OSError):
+                os.kill(child.pid or 0, signal.SIGKILL)
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- Ray -------------------------------------------------------------------------------------------------------------
+
+
+class RayWorker(WorkerHost):
+    """The Ray actor of a batch: a :class:`WorkerHost` (no progress within a video)."""
+
+    def __init__(self, settings: BatchSettings, threads: int | None) -> None:
+        super().__init__(settings, threads)
+
+
+def run_ray(
+    settings: BatchSettings,
+    items: Sequence[BatchItem],
+    events: Events,
+    *,
+    address: str,
+    workers: int | None,
+    threads: int | None,
+) -> None:
+    """The videos on Ray actors; ``address`` as :func:`edgeaff.runtime.cluster.connect` takes it."""
+    backend = settings.options.backend
+    if backend.backend.gpu and backend.device not in (None, 0):
+        raise InvalidInputError("on Ray each worker gets the GPU Ray assigns it; drop --device cuda:N")
+    settings, items = _absolute(settings, items)  # Ray workers may run in other folders, on other machines
+    ray = connect(address, purpose="edgeaff infer on Ray (--ray)")
+    try:
+        count, threads = plan_actors(
+            ClusterResources.of(ray), gpu=backend.backend.gpu, items=len(items), actors=workers, threads=threads
+        )
+        farm: ActorFarm[BatchItem] = ActorFarm(
+            ray,
+            RayWorker,
+            (settings, threads),
+            count=count,
+            num_cpus=threads,
+            num_gpus=1 if backend.backend.gpu else 0,
+            on_start=events.started,
+        )
+        with farm:
+            for outcome in farm.map_unordered(items):
+                if outcome.error is not None:
+                    events.finished(VideoResult(outcome.item.key, VideoStatus.FAILED, error=outcome.error))
+                else:
+                    events.finished(outcome.value)
+    finally:
+        disconnect(ray, address)
+
+
+def _absolute(settings: BatchSettings, items: Sequence[BatchItem]) -> tuple[BatchSettings, list[BatchItem]]:
+    options = settings.options
+    options = dataclasses.replace(
+        options,
+        haar_cascade=None if options.haar_cascade is None else options.haar_cascade.absolute(),
+        spool_dir=None if options.spool_dir is None else options.spool_dir.absolute(),
+    )
+    absolute = dataclasses.replace(settings, bundle=settings.bundle.absolute(), options=options)
+    return absolute, [dataclasses.replace(i, video=i.video.absolute(), out_dir=i.out_dir.absolute()) for i in items]
+
+
+def local_threads(workers: int, threads: int | None) -> int | None:
+    """Threads per graph for ``workers`` local workers: the cores shared out (``None`` for one worker: the
+    backend's own default, as ``edgeaff infer`` uses), or ``threads`` if it fits.
+
+    Raises:
+        InvalidInputError: ``workers`` out of range, or ``workers × threads`` above the thread limit.
+    """
+    limits.check_workers(workers)
+    if threads is not None:
+        limits.check_threads(threads)
+        if workers * threads > limits.max_threads():
+            raise InvalidInputError(
+                f"--workers {workers} × --threads {threads} is more than the {limits.max_threads()} threads this "
+                f"machine allows ({limits.THREADS_PER_CORE} per core); lower one of them"
+            )
+        return threads
+    return None if workers == 1 else max(1, limits.usable_cores() // workers)
