@@ -95,6 +95,16 @@ class TinyBundle:
         return self.manifest.models
 
     @property
+    def normalizations(self) -> tuple[AudioNormalization | None, ...]:
+        """Each model's audio statistics (``None`` for a unimodal model), in manifest order."""
+        return tuple(model.normalization for model in self.models)
+
+    @property
+    def receptive_field(self) -> int:
+        """Frames of history one prediction depends on: the convolution's length K."""
+        return self.kernel
+
+    @property
     def multimodal(self) -> bool:
         """Whether the temporal graphs take audio."""
         return self.weights.vggish_w is not None
@@ -126,16 +136,12 @@ class TinyBundle:
             features.append((audio - w.audio_mean) / w.audio_std * w.audio_mask)
         f = np.concatenate(features, axis=2)  # (L, M, W)
         k = self.kernel
+        history = np.concatenate([np.zeros((k - 1, *f.shape[1:])), f])  # zeros before the window's first frame
         out = np.zeros((length, count))
-        for m in range(count):
-            for t in range(length):
-                total = float(w.conv_b[m])
-                for tap in range(k):
-                    source = t + tap - (k - 1)
-                    if source >= 0:
-                        total += float(f[source, m] @ w.conv_w[m, :, tap])
-                out[t, m] = w.head_a[m] * np.tanh(total) + w.head_c[m]
-        return out
+        for tap in range(k):  # tap k-1 reads frame t itself, tap 0 reads frame t-(k-1)
+            out += np.einsum("lmw,mw->lm", history[tap : tap + length], w.conv_w[:, :, tap].astype(np.float64))
+        out += w.conv_b
+        return w.head_a * np.tanh(out) + w.head_c
 
 
 def _model_specs(models: Sequence[ModelLike] | int, multimodal: bool) -> list[tuple[int | None, Dimension, ModelKind]]:

@@ -1,13 +1,15 @@
-"""Session fixtures and helpers of the runtime tests: a tiny exported bundle (built with torch), test videos, a
+"""Session fixtures and helpers of the runtime tests: a tiny bundle (built without torch), test videos, a
 torch-free CLI.
 
-The bundle holds three random ir-tiny models: valence multimodal folds 0 and 1 (two folds to ensemble) and arousal
-unimodal fold 0, plus the shipped face detector. Exporting takes a while on two cores, so it is built once.
+The bundle (``tests/onnx_bundle.py``) holds three tiny ONNX models: valence multimodal folds 0 and 1 (two folds to
+ensemble) and arousal unimodal fold 0, plus the shipped face detector. Their temporal graphs see
+:data:`RECEPTIVE_FIELD` frames of history, as the reference's models do. Nothing here imports torch, training or
+the exporter's PyTorch side, so this module works where torch is absent (CI's torch-free step runs ``tests/infer``);
+the one fixture that exports PyTorch models lives in ``torch_bundle``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -15,74 +17,27 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from media_fixtures import face_frames, speech, write_media
+from onnx_bundle import TinyBundle, build_bundle
 from torch_block import BLOCK_TORCH
 
-from edgeaff.export.exporter import ExportOptions, export_bundle
 from edgeaff.runtime import Outputs, Pipeline, Results, write_results
-from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats, VggishSpec
-from edgeaff.train import build_model, model_config, save_checkpoint
-from edgeaff.train.checkpoint import tensor_digest
-from edgeaff.train.model import EmotionModel
-from edgeaff.train.vggish import random_vggish_state_dict
 
-MODELS = [("multimodal", 0, "valence"), ("multimodal", 1, "valence"), ("unimodal", 0, "arousal")]
+__all__ = ["TinyBundle"]
+
+MODELS = [(0, "valence", "multimodal"), (1, "valence", "multimodal"), (0, "arousal", "unimodal")]
+RECEPTIVE_FIELD = 121  # the reference's temporal models see 121 frames (test_infer_modes relies on it)
 FACE_VIDEO_FPS = 25
 FACE_VIDEO_FRAMES = 137  # 5.48 s: the speech fixture is 5.5 s
 HIDDEN = range(50, 90)  # frames where the face is out of the picture
 
 
-@dataclasses.dataclass(frozen=True)
-class TinyBundle:
-    """The exported bundle and the PyTorch models (manifest order) with their audio statistics."""
-
-    path: Path
-    models: list[EmotionModel]
-    normalizations: list[AudioNormalization | None]
-
-
-def _models() -> tuple[list[EmotionModel], list[AudioNormalization | None]]:
-    models, stats = [], []
-    trunk = None
-    for index, (kind, _, _) in enumerate(MODELS):
-        torch.manual_seed(100 + index)
-        model = build_model(model_config(kind, backbone="ir-tiny", fusion="paper" if kind == "multimodal" else None))
-        model.train()
-        with torch.no_grad():  # non-trivial BatchNorm statistics
-            model.backbone(torch.rand(8, 3, 40, 40, generator=torch.Generator().manual_seed(index)) * 2 - 1)
-        model.eval()
-        released = {p for group in model.backbone.finetune_groups() for p in group}
-        state = model.backbone.state_dict()
-        frozen = {k: v for k, v in state.items() if not any(k.startswith(p + ".") for p in released)}
-        if trunk is None:
-            trunk = frozen
-        else:
-            model.backbone.load_state_dict(trunk, strict=False)  # the folds share their frozen trunk, as trained
-        models.append(model)
-        stats.append(
-            AudioNormalization(mfcc=ScalarStats(2.0 + index, 9.0), vggish=ScalarStats(-0.1 * index, 0.6))
-            if kind == "multimodal"
-            else None
-        )
-    return models, stats
-
-
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
+    """The tiny bundle (see the module docstring): ``.path``, ``.models`` (the manifest's model entries),
+    ``.normalizations`` (each model's audio statistics) and numpy references of its graphs."""
     root = tmp_path_factory.mktemp("infer-bundle")
-    models, stats = _models()
-    spec = dataclasses.replace(
-        FeatureSpec(),
-        vggish=VggishSpec(weights_source="random:0", weights_sha256=tensor_digest(random_vggish_state_dict(0))),
-    )
-    paths = []
-    for model, normalization, (kind, fold, dimension) in zip(models, stats, MODELS, strict=True):
-        path = root / f"fold{fold}_{dimension}_{kind}.safetensors"
-        save_checkpoint(model, path, dimension=dimension, fold=fold, feature_spec=spec, normalization=normalization)
-        paths.append(path)
-    bundle = export_bundle(paths, root / "bundle", options=ExportOptions(parity_frames=4)).path
-    return TinyBundle(bundle, models, stats)
+    return build_bundle(root, models=MODELS, face_detector=True, kernel=RECEPTIVE_FIELD, seed=7)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from edgeaff.runtime.io import camera as capture_source
 from edgeaff.runtime.io.sources import SourceTimeoutError
 from edgeaff.runtime.pipeline.features import FeatureStage
 
-pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+pytestmark = pytest.mark.slow  # end to end through the pipeline on the tiny bundle
 
 
 @pytest.fixture(scope="module")

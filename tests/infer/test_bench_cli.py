@@ -69,7 +69,9 @@ def test_end_to_end_figures_and_stamp(bench_document: dict, tiny_bundle: TinyBun
     stamp = bench_document["stamp"]
     settings = stamp["settings"]
     assert settings["backend"] == "ort-cpu" and settings["precision"] == "fp32" and settings["mode"] == "offline"
-    assert settings["models"] == 3 and settings["folds"] == 2 and settings["shared_trunk"] is True
+    assert settings["models"] == 3 and settings["folds"] == 2 and settings["backbone"] == ["onnx-tiny"]
+    # the manifest's word, not a default: the tiny bundle's models each have their own projection
+    assert settings["shared_trunk"] is tiny_bundle.manifest.visual.shared_trunk is False
     assert settings["source"]["frames"] == FACE_VIDEO_FRAMES and settings["source"]["audio"] is True
     assert stamp["versions"]["onnxruntime"] and stamp["device"] and stamp["load_average"]["before"] is not None
     assert "torch" not in stamp["versions"]

@@ -1,27 +1,32 @@
-"""Offline vs streaming, prepared trials against PyTorch, variable frame rates, bounded buffers."""
+"""Offline vs streaming, prepared trials against independent references (numpy, and the PyTorch models where torch
+is installed), variable frame rates, bounded buffers."""
 
 from __future__ import annotations
 
 import fractions
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-import torch
 from infer_support import TinyBundle, infer_files, read_csv, run_without_torch
 from media_fixtures import face_frames, speech, write_media
+from torch_bundle import PytorchBundle
 
-from edgeaff.runtime import Outputs
+from edgeaff.runtime import Outputs, load_bundle
 
-pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+pytestmark = pytest.mark.slow  # end to end through the pipeline (the PyTorch comparison exports, about a minute)
 
-WINDOW, HOP, RECEPTIVE_FIELD = 300, 200, 121
+WINDOW, HOP = 300, 200
 # ONNX Runtime float32 against PyTorch float32 on the same windows (the export parity tolerance).
 PYTORCH_TOLERANCE = 1e-4
-# The streaming graph against the windowed graph where both see the same 121 frames: float32 rounding only
-# (measured below 2e-6 here), plus the 9 significant digits of the CSV.
+# ONNX Runtime float32 against the tiny graphs' float64 numpy reference: a 121-tap convolution over 175 channels
+# summed in float32 (measured 1.8e-6 here), plus the 9 significant digits of the CSV.
+NUMPY_TOLERANCE = 1e-5
+# The streaming graph against the windowed graph where both see the same receptive field: float32 rounding only
+# (measured 3.6e-7 here), plus the 9 significant digits of the CSV.
 STREAM_TOLERANCE = 1e-5
 
 
@@ -38,9 +43,12 @@ def test_streaming_equals_offline_where_every_covering_window_saw_the_full_recep
     tiny_bundle: TinyBundle, long_video: Path, tmp_path: Path
 ) -> None:
     """Offline windows start from zero state at 0 and 120. A frame's offline value equals the stream's when every
-    window covering it either starts at frame 0 (the stream starts from zeros there too) or has seen at least 121
-    frames of it: frames 0-119 (window 0 only) and 240-419 (window 120 at position >= 120, and window 0). Frames
-    120-239 are averaged with window 120's truncated history, so they differ."""
+    window covering it either starts at frame 0 (the stream starts from zeros there too) or has seen at least the
+    receptive field R of it (121 frames, the reference's): frames 0-119 (window 0 only) and 120+R-1 to 419 (window
+    120 at position >= R-1, and window 0). Frames 120 to 120+R-2 are averaged with window 120's truncated history,
+    so they differ."""
+    field = load_bundle(tiny_bundle.path).streaming.receptive_field
+    assert field == 121  # the reference's; the ranges below need 1 < R <= 180 (window 120's full frames exist)
     runs = {}
     for mode in ("offline", "stream"):
         result = infer_files(long_video, tiny_bundle.path, tmp_path / mode, mode=mode, outputs=Outputs(per_model=True))
@@ -54,11 +62,13 @@ def test_streaming_equals_offline_where_every_covering_window_saw_the_full_recep
         else:
             assert summary["latency_ms"]["calls"] == 420 and summary["audio_lookahead_ms"] == pytest.approx(975.0)
     second = 420 - WINDOW  # the last window's start: 120
-    full = second + RECEPTIVE_FIELD - 1  # from frame 240 on, window 120 has seen 121 frames of each frame
+    full = second + field - 1  # from frame 240 on, window 120 has seen R frames of each frame
     same = np.r_[0:second, full:420]
     assert np.abs(runs["stream"][same] - runs["offline"][same]).max() <= STREAM_TOLERANCE
     truncated = np.r_[second:full]
     assert np.abs(runs["stream"][truncated] - runs["offline"][truncated]).max() > 10 * STREAM_TOLERANCE
+    # every model's output moves with the video (the comparison is not between constants)
+    assert runs["stream"].std(axis=0).min() > 1e-2
 
 
 def _prepared_trial(root: Path, length: int) -> Path:
@@ -74,41 +84,60 @@ def _prepared_trial(root: Path, length: int) -> Path:
     return trial
 
 
-def _pytorch_predictions(bundle: TinyBundle, trial: Path) -> np.ndarray:
-    """The checkpoints' models in PyTorch on the reference's windows (§4.6) with overlap averaging (§6.1)."""
-    frames = np.load(trial / "frame.npy")
-    mfcc, vggish = np.load(trial / "mfcc.npy"), np.load(trial / "vggish.npy")
-    n = len(frames)
+Window = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def _trial_arrays(trial: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A prepared trial's crops, raw VGGish and MFCC rows."""
+    return np.load(trial / "frame.npy"), np.load(trial / "vggish.npy"), np.load(trial / "mfcc.npy")
+
+
+def _windowed(trial: Path, predict: Window) -> np.ndarray:
+    """``predict`` (frames, vggish, mfcc of one window → (L, M)) on the reference's windows (§4.6), overlapping
+    outputs averaged (§6.1)."""
+    arrays = _trial_arrays(trial)
+    n = len(arrays[0])
     starts = [0] if n <= WINDOW else [*range(0, n - WINDOW, HOP), n - WINDOW]
-    crops = frames[:, 4:44, 4:44].astype(np.float32)
-    scaled = torch.from_numpy(((crops / 255.0 - 0.5) / 0.5).transpose(0, 3, 1, 2).astype(np.float32))
-    total, count = np.zeros((n, len(bundle.models))), np.zeros(n)
-    with torch.no_grad():
-        for start in starts:
-            stop = min(start + WINDOW, n)
-            for m, (model, stats) in enumerate(zip(bundle.models, bundle.normalizations, strict=True)):
-                audio = {}
-                if stats is not None:
-                    v = (vggish[start:stop] - stats.vggish.mean) / stats.vggish.std
-                    c = (mfcc[start:stop] - stats.mfcc.mean) / stats.mfcc.std
-                    audio = {"vggish": torch.from_numpy(v[None]).float(), "mfcc": torch.from_numpy(c[None]).float()}
-                total[start:stop, m] += model(scaled[None, start:stop], **audio)[0].numpy()
-            count[start:stop] += 1
+    outputs = {start: predict(*(a[start : start + WINDOW] for a in arrays)) for start in starts}
+    total, count = np.zeros((n, outputs[0].shape[1])), np.zeros(n)
+    for start, values in outputs.items():
+        total[start : start + len(values)] += values
+        count[start : start + len(values)] += 1
     return total / count[:, None]
 
 
-def test_prepared_trial_gives_the_pytorch_models_outputs(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
-    trial = _prepared_trial(tmp_path, 360)  # windows 0 and 60
-    out = tmp_path / "out"
-    result = run_without_torch(["infer", "--prepared", str(trial), "--bundle", str(tiny_bundle.path), "-o", str(out)])
+def _infer_prepared(bundle: Path, trial: Path, out: Path) -> np.ndarray:
+    """``edgeaff infer --prepared`` where torch cannot be imported: the per-model values, after the rows' checks."""
+    result = run_without_torch(["infer", "--prepared", str(trial), "--bundle", str(bundle), "-o", str(out)])
     assert result.returncode == 0, result.stderr
     header, models = read_csv(out / "trial01.models.csv")
     assert header[2:] == ["fold0_valence_multimodal", "fold1_valence_multimodal", "fold0_arousal_unimodal"]
-    np.testing.assert_allclose(models[:, 1], np.arange(360) / 30.0, atol=1e-6)
-    expected = _pytorch_predictions(tiny_bundle, trial)
-    assert np.abs(models[:, 2:] - expected).max() <= PYTORCH_TOLERANCE
+    length = len(np.load(trial / "frame.npy"))
+    np.testing.assert_allclose(models[:, 1], np.arange(length) / 30.0, atol=1e-6)
     _, rows = read_csv(out / "trial01.csv")
     assert rows[100:130, 4].sum() == 0 and rows[:100, 4].all() and rows[:, 5].all()
+    return models[:, 2:]
+
+
+def test_prepared_trial_gives_the_graphs_numpy_reference(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
+    """The prepared path through the tiny bundle against its graphs' float64 numpy reference, on the same windows."""
+    trial = _prepared_trial(tmp_path, 360)  # windows 0 and 60
+    got = _infer_prepared(tiny_bundle.path, trial, tmp_path / "out")
+
+    def reference(frames: np.ndarray, vggish: np.ndarray, mfcc: np.ndarray) -> np.ndarray:
+        return tiny_bundle.temporal(tiny_bundle.visual(frames), vggish, mfcc)
+
+    assert np.abs(got - _windowed(trial, reference)).max() <= NUMPY_TOLERANCE
+    # the second window counts: where it starts from zero history, window 0 alone is far from the result
+    first = reference(*(a[:WINDOW] for a in _trial_arrays(trial)))
+    assert np.abs(got[60:WINDOW] - first[60:]).max() > 100 * NUMPY_TOLERANCE
+
+
+def test_prepared_trial_gives_the_pytorch_models_outputs(pytorch_bundle: PytorchBundle, tmp_path: Path) -> None:
+    """The same path through a bundle exported from PyTorch models, against the models themselves."""
+    trial = _prepared_trial(tmp_path, 360)  # windows 0 and 60
+    got = _infer_prepared(pytorch_bundle.path, trial, tmp_path / "out")
+    assert np.abs(got - _windowed(trial, pytorch_bundle.predict)).max() <= PYTORCH_TOLERANCE
 
 
 def test_variable_frame_rate_rows_follow_the_containers_timestamps(tiny_bundle: TinyBundle, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from PIL import Image
 
 from edgeaff.runtime.pipeline.ensemble import ccc_centering
 
-pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+pytestmark = pytest.mark.slow  # end to end through the pipeline on the tiny bundle
 
 # Rows are written with 6 decimals (results) and 9 significant digits (raw per-model values).
 CSV_TOLERANCE = 2e-6

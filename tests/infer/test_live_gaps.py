@@ -24,7 +24,7 @@ from edgeaff.runtime import (
 )
 from edgeaff.runtime.io.camera import CaptureSource
 
-pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+pytestmark = pytest.mark.slow  # end to end through the pipeline on the tiny bundle
 
 FPS = 20.0
 FIRST, SECOND = list(range(20)), list(range(100, 130))

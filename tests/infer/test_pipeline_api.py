@@ -27,7 +27,7 @@ from edgeaff.runtime import (
     open_source,
 )
 
-pytestmark = pytest.mark.slow  # needs the exported tiny bundle (built once per session, about a minute)
+pytestmark = pytest.mark.slow  # end to end through the pipeline on the tiny bundle
 
 PUSH_TOLERANCE = 1e-5
 

@@ -152,10 +152,10 @@ def test_the_builder_and_the_bundle_work_where_torch_cannot_be_imported(tmp_path
     assert result.stdout.strip() == "(2, 3, 8)"
 
 
-def _imports(path: Path) -> set[str]:
-    """Absolute module names a Python file imports (statically)."""
+def _imports(nodes: list[ast.stmt]) -> set[str]:
+    """Absolute module names the statements import, at any depth (``import x``, ``from x import y``)."""
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in (child for statement in nodes for child in ast.walk(statement)):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -163,10 +163,24 @@ def _imports(path: Path) -> set[str]:
     return names
 
 
-def test_the_runtime_suite_never_imports_torch_or_training() -> None:
-    """What CI's torch-free step runs: ``tests/runtime`` and the helpers it imports from ``tests/``."""
-    helpers = {p.stem: p for p in TESTS.glob("*.py")}
-    todo = sorted((TESTS / "runtime").rglob("*.py"))
+def _forbidden(names: set[str], *, exporter: bool = False) -> list[str]:
+    """torch and training (and, with ``exporter``, the exporter's package) among the module names."""
+    prefixes = ("edgeaff.train", "edgeaff.export") if exporter else ("edgeaff.train",)
+    return sorted(n for n in names if n.split(".")[0] == "torch" or any(n.startswith(p) for p in prefixes))
+
+
+# The one module of the torch-free suites that needs torch: its fixture imports torch, training and the exporter
+# inside (and skips where torch is absent), so importing the module itself needs none of them.
+TORCH_FIXTURE = TESTS / "infer" / "torch_bundle.py"
+
+
+def test_the_torch_free_suites_never_import_torch_or_training() -> None:
+    """What CI's torch-free step runs: ``tests/runtime`` and ``tests/infer`` and the helpers they import from
+    ``tests/`` and ``tests/infer/``: no torch or training anywhere in them, except inside the torch fixture; and the
+    pipeline tests' modules import no exporter at their top (their bundles come from ``onnx_bundle``)."""
+    infer = TESTS / "infer"
+    helpers = {p.stem: p for folder in (TESTS, infer) for p in folder.glob("*.py")}
+    todo = sorted((TESTS / "runtime").rglob("*.py")) + sorted(infer.rglob("*.py"))
     seen: set[Path] = set()
     offenders = {}
     while todo:
@@ -174,10 +188,17 @@ def test_the_runtime_suite_never_imports_torch_or_training() -> None:
         if path in seen:
             continue
         seen.add(path)
-        names = _imports(path)
-        bad = sorted(n for n in names if n.split(".")[0] == "torch" or n.startswith("edgeaff.train"))
+        body = ast.parse(path.read_text(), filename=str(path)).body
+        names = _imports(body)
+        top = _imports([s for s in body if isinstance(s, ast.Import | ast.ImportFrom)])
+        bad = set(_forbidden(top, exporter=infer in path.parents))
+        if path != TORCH_FIXTURE:
+            bad.update(_forbidden(names))
         if bad:
-            offenders[str(path.relative_to(TESTS))] = bad
+            offenders[str(path.relative_to(TESTS))] = sorted(bad)
         todo += [helpers[n] for n in names if n in helpers]
     assert offenders == {}
-    assert TESTS / "onnx_bundle.py" in seen
+    helpers_used = {"onnx_bundle", "infer_support", "media_fixtures", "face_scenes", "synthetic_media", "torch_bundle"}
+    assert helpers_used <= {p.stem for p in seen}
+    # the check sees imports inside functions too: the torch fixture's module does import torch there
+    assert "torch" in _imports(ast.parse(TORCH_FIXTURE.read_text()).body)
