@@ -241,76 +241,96 @@ class FaceTracks:
             InvalidInputError: the frame is not (H, W, 3) uint8.
             RuntimeError: the stage is not open.
         """
-        stage, opts = self.stage, self.options
-        stage.check_frame(frame_bgr)
+        self.stage.check_frame(frame_bgr)
         t = float(t_s) if t_s is not None else self._frames / FALLBACK_RATE
         index = self._frames
         self._frames += 1
-        every = stage.options.detect_every
+        ended = self._expire(t)
+        work = _Work(frame_bgr, t, index, {}, set(), set())
+        pending = self._follow(work)
+        started, visible = self._detect_whole(work, pending)
+        self._one_face_one_track(frame_bgr, work.faces, work.detected, work.attempted)
+        self._occluded(frame_bgr, work.faces, work.detected, work.attempted)
+        results = self._settle(work, t_s)
+        return TracksResult(results, tuple(started), tuple(ended), visible)
+
+    # -- the steps ----------------------------------------------------------------------------------------------
+
+    def _expire(self, t: float) -> list[int]:
+        """Ends the tracks lost for longer than the timeout; returns their ids (with those ended since the last
+        frame)."""
         ended, self._ended = self._ended, []
         for track in list(self._tracks.values()):
-            if track.lost and t - track.seen_t > opts.timeout_s:
+            if track.lost and t - track.seen_t > self.options.timeout_s:
                 ended.append(track.id)
                 del self._tracks[track.id]
+        return ended
 
-        faces: dict[int, FaceDetection] = {}
-        detected: set[int] = set()
-        attempted: set[int] = set()
+    def _follow(self, work: _Work) -> list[_Track]:
+        """Follows every visible track into this frame (tracker, then a search near its last box); returns the
+        tracks found by neither."""
+        stage, frame_bgr = self.stage, work.frame
         pending: list[_Track] = []
         for track in self._tracks.values():
             if track.lost:
                 continue
-            face = track.follower.track(frame_bgr, every)
+            face = track.follower.track(frame_bgr, stage.options.detect_every)
             if face is not None:
-                faces[track.id] = face
+                work.faces[track.id] = face
                 continue
-            attempted.add(track.id)
+            work.attempted.add(track.id)
             last = track.follower.last
             assert last is not None
             near = stage.search_near(frame_bgr, last) if stage.options.refresh_in_region else None
             if near is not None:
-                faces[track.id] = near
-                detected.add(track.id)
+                work.faces[track.id] = near
+                work.detected.add(track.id)
             else:
                 pending.append(track)
+        return pending
 
-        started: list[int] = []
-        visible: int | None = None
+    def _detect_whole(self, work: _Work, pending: list[_Track]) -> tuple[list[int], int | None]:
+        """Runs the detector over the whole frame when a track is missing or lost, when there is none, or every
+        ``detect_every`` frames while fewer than ``max_faces`` are followed: claims faces for pending and lost
+        tracks and starts new ones. Returns the new track ids and how many faces the detector saw (``None``: it did
+        not run)."""
+        stage, opts, frame_bgr = self.stage, self.options, work.frame
         lost = [t_ for t_ in self._tracks.values() if t_.lost]
-        due = self._since_whole >= every and len(self._tracks) < opts.max_faces
+        due = self._since_whole >= stage.options.detect_every and len(self._tracks) < opts.max_faces
         self._since_whole += 1
-        if pending or lost or not self._tracks or due:
-            self._since_whole = 1
-            everywhere = list(stage.detector.detect(frame_bgr))
-            visible = len(everywhere)
-            free = self._assign_pending(frame_bgr, pending, everywhere, faces, detected)
-            searching = lost + [t_ for t_ in pending if t_.id not in faces]
-            free = self._unclaimed(free, faces)
-            if free and (searching or len(self._tracks) < opts.max_faces):
-                # Seen closer in its region (keypoints at a higher resolution); faces it does not confirm are
-                # left out (face-like background texture).
-                free = self._unclaimed([r for r in (stage.refine(frame_bgr, d) for d in free) if r is not None], faces)
-                work = _Work(frame_bgr, t, index, faces, detected, attempted)
-                started = self._births(work, self._find_lost(work, searching, free))
+        if not (pending or lost or not self._tracks or due):
+            return [], None
+        self._since_whole = 1
+        everywhere = list(stage.detector.detect(frame_bgr))
+        free = self._assign_pending(frame_bgr, pending, everywhere, work.faces, work.detected)
+        searching = lost + [t_ for t_ in pending if t_.id not in work.faces]
+        free = self._unclaimed(free, work.faces)
+        if not free or not (searching or len(self._tracks) < opts.max_faces):
+            return [], len(everywhere)
+        # Seen closer in its region (keypoints at a higher resolution); faces it does not confirm are left out
+        # (face-like background texture).
+        free = self._unclaimed([r for r in (stage.refine(frame_bgr, d) for d in free) if r is not None], work.faces)
+        return self._births(work, self._find_lost(work, searching, free)), len(everywhere)
 
-        self._one_face_one_track(frame_bgr, faces, detected, attempted)
-        self._occluded(frame_bgr, faces, detected, attempted)
+    def _settle(self, work: _Work, t_s: float | None) -> tuple[TrackedFace, ...]:
+        """Each track's result for this frame; updates the tracks (position, appearance) and the counts."""
+        stage, frame_bgr, faces = self.stage, work.frame, work.faces
         alone = {i for i, face in faces.items() if _alone(face, i, faces)}
         results = []
         for track in self._tracks.values():
             face = faces.get(track.id)
             was_alone = not track.lost and track.anchor_t == track.seen_t
-            track.follower.settle(frame_bgr, face, attempted=track.id in attempted, detect_every=every)
-            result = stage.result(frame_bgr, face, detected=track.id in detected, t_s=t_s)
+            track.follower.settle(
+                frame_bgr, face, attempted=track.id in work.attempted, detect_every=stage.options.detect_every
+            )
+            result = stage.result(frame_bgr, face, detected=track.id in work.detected, t_s=t_s)
             if face is not None:
-                track.found(face, t, alone=track.id in alone, consecutive=was_alone)
+                track.found(face, work.t, alone=track.id in alone, consecutive=was_alone)
                 if self.options.appearance and track.id in alone:
                     track.template = _blend(track.template, _thumbnail(result.crop))
             self.counts["missing" if face is None else "detected" if result.detected else "tracked"] += 1
             results.append(TrackedFace(track.id, result))
-        return TracksResult(tuple(results), tuple(started), tuple(ended), visible)
-
-    # -- the steps ----------------------------------------------------------------------------------------------
+        return tuple(results)
 
     def _assign_pending(
         self,
