@@ -91,73 +91,91 @@ def _key_path(where: str, key: str) -> str:
     return f"{where}.{key}" if key.isidentifier() else f"{where}[{key!r}]"
 
 
-def _from_json(annotation: Any, value: object, where: str) -> Any:  # noqa: PLR0911
+def _from_json(annotation: Any, value: object, where: str) -> Any:  # noqa: PLR0911 (one return per kind)
     """Convert ``value`` to ``annotation`` (see :func:`dataclass_from_dict`)."""
     if annotation is Any:
         return value
     origin = typing.get_origin(annotation)
     if origin is typing.Union or origin is types.UnionType:
-        options = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value is None:
-            if len(options) < len(typing.get_args(annotation)):
-                return None
-            raise InvalidInputError(f"{where}: a value is required, got null")
-        errors = []
-        for option in options:
-            try:
-                return _from_json(option, value, where)
-            except InvalidInputError as exc:
-                errors.append(exc)
-        if len(errors) == 1:
-            raise errors[0]
-        names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
-        raise InvalidInputError(f"{where}: expected {names}, got {_describe(value)}")
+        return _union_from_json(annotation, value, where)
     if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         return _dataclass_from_json(annotation, value, where)
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
-        if isinstance(value, annotation):
-            return value
-        try:
-            return annotation(value)
-        except ValueError:
-            choices = ", ".join(str(m.value) for m in annotation)
-            raise InvalidInputError(f"{where}: {value!r} is not one of {choices}") from None
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise InvalidInputError(f"{where}: expected true or false, got {_describe(value)}")
-        return value
-    if annotation is int:
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise InvalidInputError(f"{where}: expected an integer, got {_describe(value)}")
-        return value
-    if annotation is float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise InvalidInputError(f"{where}: expected a number, got {_describe(value)}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise InvalidInputError(f"{where}: expected a string, got {_describe(value)}")
-        return value
+        return _enum_from_json(annotation, value, where)
+    if annotation in _SCALARS:
+        return _scalar_from_json(annotation, value, where)
     if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise InvalidInputError(f"{where}: expected a list, got {_describe(value)}")
-        args = typing.get_args(annotation)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_from_json(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise InvalidInputError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_from_json(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+        return _tuple_from_json(annotation, value, where)
     if origin in (dict, Mapping, collections.abc.Mapping):
-        if not isinstance(value, Mapping):
-            raise InvalidInputError(f"{where}: expected a JSON object, got {_describe(value)}")
-        key_type, value_type = typing.get_args(annotation) or (str, Any)
-        converted = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(f"{where}: keys must be strings, got {_describe(key)}")
-            converted[_from_json(key_type, key, where)] = _from_json(value_type, item, _key_path(where, key))
-        return converted
+        return _mapping_from_json(annotation, value, where)
     raise TypeError(f"{where}: the schema uses an unsupported annotation {annotation!r}")
+
+
+_SCALARS: dict[type, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "a string"),
+}
+"""JSON scalars: the Python types each annotation accepts, and how an error names it (``bool`` is never a number)."""
+
+
+def _scalar_from_json(annotation: type, value: object, where: str) -> Any:
+    accepted, name = _SCALARS[annotation]
+    if not isinstance(value, accepted) or (annotation is not bool and isinstance(value, bool)):
+        raise InvalidInputError(f"{where}: expected {name}, got {_describe(value)}")
+    return float(value) if annotation is float else value  # type: ignore[arg-type]
+
+
+def _union_from_json(annotation: Any, value: object, where: str) -> Any:
+    options = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if value is None:
+        if len(options) < len(typing.get_args(annotation)):
+            return None
+        raise InvalidInputError(f"{where}: a value is required, got null")
+    errors = []
+    for option in options:
+        try:
+            return _from_json(option, value, where)
+        except InvalidInputError as exc:
+            errors.append(exc)
+    if len(errors) == 1:
+        raise errors[0]
+    names = " or ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise InvalidInputError(f"{where}: expected {names}, got {_describe(value)}")
+
+
+def _enum_from_json(annotation: type[enum.Enum], value: object, where: str) -> Any:
+    if isinstance(value, annotation):
+        return value
+    try:
+        return annotation(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in annotation)
+        raise InvalidInputError(f"{where}: {value!r} is not one of {choices}") from None
+
+
+def _tuple_from_json(annotation: Any, value: object, where: str) -> tuple[Any, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise InvalidInputError(f"{where}: expected a list, got {_describe(value)}")
+    args = typing.get_args(annotation)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_from_json(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if len(args) != len(value):
+        raise InvalidInputError(f"{where}: expected {len(args)} values, got {len(value)}")
+    return tuple(_from_json(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True)))
+
+
+def _mapping_from_json(annotation: Any, value: object, where: str) -> dict[Any, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(f"{where}: expected a JSON object, got {_describe(value)}")
+    key_type, value_type = typing.get_args(annotation) or (str, Any)
+    converted = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise InvalidInputError(f"{where}: keys must be strings, got {_describe(key)}")
+        converted[_from_json(key_type, key, where)] = _from_json(value_type, item, _key_path(where, key))
+    return converted
 
 
 def _dataclass_from_json(cls: type, data: object, where: str) -> Any:
