@@ -24,6 +24,7 @@ from edgeaff.batch.progress import BatchProgress
 from edgeaff.batch.settings import BatchSettings, completed_summary
 from edgeaff.batch.worker import VideoResult, VideoStatus
 from edgeaff.runtime import EdgeaffError, InvalidInputError
+from edgeaff.runtime.files import remove_stale_temporaries
 
 INDEX_EVERY_S = 2.0
 """Shortest interval between two index writes while the batch runs."""
@@ -123,6 +124,7 @@ def run_batch(
     except OSError as exc:
         raise InvalidInputError(f"cannot create the output folder {out} ({exc.strerror})") from None
     with output_lock(out):
+        remove_stale_temporaries(out, (f"{INDEX_NAME}.csv.", f"{INDEX_NAME}.parquet."))  # a killed batch's index
         results: dict[str, VideoResult] = {}
         todo = []
         for item in items:

@@ -1,6 +1,7 @@
 """Files edgeaff writes and reads: atomic output, bounded JSON, work folders it can recognise, the umask's modes.
 
-* :func:`atomic_output`: a result file either exists complete or not at all.
+* :func:`atomic_output`: a result file either exists complete or not at all; :func:`remove_stale_temporaries`
+  clears what a killed run of it left.
 * :func:`read_json` / :func:`parse_json`: every JSON document edgeaff reads (bundle manifests, checkpoint metadata,
   safetensors headers, ``dataset.json``, ``runs.json``, engine sidecars) goes through one bounded reader: a size
   limit before anything is parsed and a nesting-depth limit after, each refused with one line.
@@ -21,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,26 @@ def stale_temporary(file_name: str) -> bool:
     except OSError:  # the process exists but belongs to someone else
         return False
     return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:
+    """Remove the temporaries that killed runs of :func:`atomic_output` left in ``folder`` for targets whose file
+    names start with one of ``names``; returns what was removed.
+
+    Only files of exactly the pattern ``atomic_output`` gives (``.<target>.<pid>.<random>.tmp``) are touched, only
+    regular files, and only when the process that made them is gone (:func:`stale_temporary`).
+    """
+    prefixes = tuple(f".{name}" for name in names)
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not (entry.name.startswith(prefixes) and entry.is_file(follow_symlinks=False)):
+                continue
+            if stale_temporary(entry.name):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
 
 
 def current_umask() -> int:

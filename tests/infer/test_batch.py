@@ -156,8 +156,15 @@ def test_one_worker_in_process_equals_default_single_runs_and_reruns_only_what_c
         return {key: (out / Path(key).with_suffix(".json")).stat().st_mtime_ns for key in GOOD}
 
     before = summaries()
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True).stdout)
+    killed = out / f".batch-index.csv.{dead}.abcd1234.tmp"  # what a batch killed while writing its index leaves
+    killed.write_text("half")
+    running = out / f".batch-index.csv.{os.getpid()}.efgh5678.tmp"  # a process that still runs: not touched
+    running.write_text("in progress")
     again = run_batch(items, out, settings)
     assert sorted(again.ran) == sorted(BAD) and again.reused == 4 and summaries() == before
+    assert not killed.exists() and running.exists()
+    running.unlink()
     video = corpus / "sub" / "b.mp4"
     status = video.stat()
     os.utime(video, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))  # the video was replaced

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.files import atomic_output, stale_temporary
+from edgeaff.runtime.files import atomic_output
+from edgeaff.runtime.files import remove_stale_temporaries as remove_stale_files
 from edgeaff.runtime.io.sources import SourceTimeoutError
 from edgeaff.runtime.pipeline.options import Mode
 from edgeaff.runtime.pipeline.prediction import Prediction
@@ -111,22 +111,9 @@ class ResultSet:
 
 
 def remove_stale_temporaries(out_dir: Path, name: str) -> list[Path]:
-    """Remove the temporary result files of ``name`` that a killed run left in ``out_dir``.
-
-    Only files of exactly the pattern :func:`edgeaff.runtime.files.atomic_output` gives this run's result names
-    (``.<name><suffix>.<pid>.<random>.tmp``) are touched, and only when the process that made them is gone.
-    """
-    removed = []
-    prefixes = (*(f".{name}{suffix}." for suffix in _SUFFIXES), f".{name}.track")
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(out_dir):
-            if not (entry.name.startswith(prefixes) and entry.is_file(follow_symlinks=False)):
-                continue
-            if stale_temporary(entry.name):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-                    removed.append(Path(entry.path))
-    return removed
+    """Remove the temporary result files of ``name`` that a killed run left in ``out_dir`` (only this run's result
+    names, only when the process that made them is gone: :func:`edgeaff.runtime.files.remove_stale_temporaries`)."""
+    return remove_stale_files(out_dir, (*(f"{name}{suffix}." for suffix in _SUFFIXES), f"{name}.track"))
 
 
 _SUFFIXES = (".csv", ".txt", ".models.csv", ".json", ".overlay.mp4", ".png")
