@@ -23,6 +23,7 @@ from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
 from edgeaff.runtime.backends.ort import OrtRunner
+from edgeaff.runtime.cpu import CpuInfo, Int8Kernels, host_cpu, read_cpu_info
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
 from edgeaff.runtime.io.open import open_source
@@ -60,6 +61,7 @@ __all__ = [
     "BundleError",
     "CausalCccCentering",
     "Clip",
+    "CpuInfo",
     "DetectorKind",
     "Device",
     "Dimension",
@@ -72,6 +74,7 @@ __all__ = [
     "FeatureSpec",
     "GraphChoice",
     "Instrument",
+    "Int8Kernels",
     "InvalidInputError",
     "LogMelStream",
     "Mfcc39Stream",
@@ -101,10 +104,12 @@ __all__ = [
     "bundle_dimension_plans",
     "ccc_centering",
     "graph_runner",
+    "host_cpu",
     "load_bundle",
     "open_source",
     "parse_reconnect",
     "pipeline_options",
+    "read_cpu_info",
     "resolve_output_name",
     "safe_stem",
     "write_results",
