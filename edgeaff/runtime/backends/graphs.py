@@ -11,7 +11,11 @@ backend        what runs the graphs
 
 Precision follows the bundle (``docs/export.md``): a precision the bundle was not exported with is refused; for a
 precision it has, each graph uses its variant at that precision where one exists, else its FP32 graph, and the
-summary records which file and precision each graph ran (never silently). The TensorRT backends take their
+summary records which file and precision each graph ran (never silently). INT8 on ONNX Runtime's CPU provider takes
+the form this CPU runs well (:func:`cpu_int8_variant`, from :mod:`edgeaff.runtime.cpu`): ``int8`` (full-range
+weights) with VNNI or ARM dot product, ``int8_avx2`` (7-bit weights) on AVX2 without VNNI, and FP32 where no INT8
+kernel beats it; TensorRT's S8S8 form ``int8_trt`` never runs on ONNX Runtime's CPU provider (a third of FP32's speed
+where it was measured). The TensorRT backends take their
 requests from :func:`edgeaff.runtime.engines.bundle.bundle_engine_requests`, the function ``edgeaff build-engines``
 uses, so engines built ahead of time are found in the cache. Nothing falls back to another device.
 """
@@ -23,9 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.artifacts.bundle import Bundle
-from edgeaff.runtime.artifacts.manifest import Precision
+from edgeaff.runtime.artifacts.bundle import Bundle, Graph, GraphVariant
+from edgeaff.runtime.artifacts.manifest import INT8_CPU, INT8_CPU_AVX2, TENSORRT_INT8, Precision
 from edgeaff.runtime.backends.base import MAX_CUDA_DEVICE, Backend, Runner
+from edgeaff.runtime.cpu import CpuInfo, Int8Kernels, host_cpu
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.limits import check_threads
 
@@ -87,8 +92,41 @@ def check_precision(bundle: Bundle, options: BackendOptions) -> None:
         )
 
 
+def cpu_int8_variant(graph: Graph, cpu: CpuInfo) -> tuple[GraphVariant, str | None]:
+    """The variant of ``graph`` that ONNX Runtime's CPU provider runs for ``int8`` on ``cpu``, and why it is not
+    the ``int8`` file when it is not.
+
+    Never TensorRT's S8S8 form; the FP32 graph where the CPU has no INT8 kernel that beats FP32 or the graph has no
+    CPU form.
+    """
+    kernels = cpu.int8_kernels
+    fp32 = graph.variants[Precision.FP32.value]
+    if INT8_CPU not in graph.variants:
+        if TENSORRT_INT8 in graph.variants:
+            return fp32, (
+                f"'{graph.role}' has INT8 only in TensorRT's S8S8 form, which ONNX Runtime runs slower than FP32 on "
+                "a CPU: its FP32 graph runs"
+            )
+        return fp32, f"the bundle has no int8 variant of '{graph.role}': its FP32 graph runs (the bundle's rule)"
+    if kernels is Int8Kernels.NONE:
+        return fp32, (
+            f"this CPU ({cpu.machine}, no VNNI, AVX2 or ARM dot product) has no INT8 kernel faster than FP32: "
+            f"'{graph.role}' runs its FP32 graph"
+        )
+    if kernels is Int8Kernels.AVX2 and INT8_CPU_AVX2 in graph.variants:
+        # Full-range weights would saturate AVX2's 16-bit pair sums; bundles before schema 3 have only the 7-bit
+        # form, under the name int8.
+        return graph.variants[INT8_CPU_AVX2], None
+    return graph.variants[INT8_CPU], None
+
+
 def graph_runner(
-    bundle: Bundle, role: str, options: BackendOptions, *, threads: int | None = None
+    bundle: Bundle,
+    role: str,
+    options: BackendOptions,
+    *,
+    threads: int | None = None,
+    cpu: CpuInfo | None = None,
 ) -> tuple[Runner, GraphChoice]:
     """A runner (not yet entered) for the bundle's graph ``role``, and what it will run.
 
@@ -97,6 +135,7 @@ def graph_runner(
         role: ``visual``, ``vggish``, ``temporal``, ``temporal_stream`` or ``face_detector``.
         options: backend and precision (checked with :func:`check_precision` first).
         threads: ONNX Runtime threads for this graph, overriding ``options.threads``.
+        cpu: the CPU whose flags choose the INT8 form on ``ort-cpu`` (``None``: this machine's).
 
     Raises:
         InvalidInputError: the bundle has no such graph, or the precision is not in the bundle.
@@ -131,9 +170,12 @@ def graph_runner(
     from edgeaff.runtime.backends.ort import OrtRunner
 
     graph = bundle.graphs[role]
-    variant = graph.variants.get(options.precision)
     note = None
-    if variant is None:
+    if options.backend is Backend.ORT_CPU and options.precision is Precision.INT8:
+        variant, note = cpu_int8_variant(graph, cpu or host_cpu())
+    elif (found := graph.variants.get(options.precision)) is not None:
+        variant = found
+    else:
         variant = graph.variants["fp32"]
         note = f"the bundle has no {options.precision} variant of '{role}': its FP32 graph runs (the bundle's rule)"
     runner = OrtRunner(variant.path, backend=options.backend, threads=count, device_id=options.device)
