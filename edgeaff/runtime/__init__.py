@@ -21,8 +21,11 @@ from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind, Precision
 from edgeaff.runtime.audio.logmel import LogMelStream
 from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
+from edgeaff.runtime.backends.cpu_threads import graph_spinning, graph_threads
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
 from edgeaff.runtime.backends.ort import OrtRunner
+from edgeaff.runtime.backends.trt import TrtRunner
+from edgeaff.runtime.cpu import cpu_flags, describe_isa, isa_summary
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
 from edgeaff.runtime.io.open import open_source
@@ -97,10 +100,16 @@ __all__ = [
     "SourceTimeoutError",
     "StageTimer",
     "TensorSpec",
+    "TrtRunner",
     "VideoFrame",
     "bundle_dimension_plans",
     "ccc_centering",
+    "cpu_flags",
+    "describe_isa",
     "graph_runner",
+    "graph_spinning",
+    "graph_threads",
+    "isa_summary",
     "load_bundle",
     "open_source",
     "parse_reconnect",
