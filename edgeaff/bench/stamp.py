@@ -14,18 +14,10 @@ import os
 import platform
 import resource
 import sys
-from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.cpu import CPUINFO, read_cpu_info
+from edgeaff.runtime.cpu import cpu_model
 from edgeaff.runtime.versions import versions as runtime_versions
-
-
-# Distributions whose versions are worth recording when installed (first found wins for each key).
-def cpu_model(cpuinfo: Path = CPUINFO) -> str:
-    """The CPU's model name (``/proc/cpuinfo`` through :func:`edgeaff.runtime.cpu.read_cpu_info`, the one reader of
-    it; on ARM boards without one, the machine type). Its ISA flags: ``edgeaff.runtime.host_cpu().isa()``."""
-    return read_cpu_info(cpuinfo).model
 
 
 def load_average() -> list[float] | None:

@@ -21,9 +21,20 @@ from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind, Precision
 from edgeaff.runtime.audio.logmel import LogMelStream
 from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
+from edgeaff.runtime.backends.cpu_threads import graph_spinning, graph_threads
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
 from edgeaff.runtime.backends.ort import OrtRunner
-from edgeaff.runtime.cpu import CpuInfo, Int8Kernels, host_cpu, read_cpu_info
+from edgeaff.runtime.backends.trt import TrtRunner
+from edgeaff.runtime.cpu import (
+    CpuInfo,
+    Int8Kernels,
+    cpu_flags,
+    cpu_model,
+    describe_isa,
+    host_cpu,
+    isa_summary,
+    read_cpu_info,
+)
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 from edgeaff.runtime.faces import DetectorKind, FaceDetection, FaceResult, FaceSelect, FaceStage
 from edgeaff.runtime.io.open import open_source
@@ -100,11 +111,18 @@ __all__ = [
     "SourceTimeoutError",
     "StageTimer",
     "TensorSpec",
+    "TrtRunner",
     "VideoFrame",
     "bundle_dimension_plans",
     "ccc_centering",
+    "cpu_flags",
+    "cpu_model",
+    "describe_isa",
     "graph_runner",
+    "graph_spinning",
+    "graph_threads",
     "host_cpu",
+    "isa_summary",
     "load_bundle",
     "open_source",
     "parse_reconnect",

@@ -14,7 +14,17 @@ import numpy as np
 import pytest
 from onnx_bundle import TinyBundle, build_bundle
 
-from edgeaff.runtime import BackendOptions, CpuInfo, Int8Kernels, graph_runner, host_cpu, load_bundle, read_cpu_info
+from edgeaff.runtime import (
+    BackendOptions,
+    CpuInfo,
+    Int8Kernels,
+    cpu_flags,
+    cpu_model,
+    graph_runner,
+    host_cpu,
+    load_bundle,
+    read_cpu_info,
+)
 from edgeaff.runtime.artifacts.bundle import Graph
 from edgeaff.runtime.artifacts.manifest import INT8_CPU_AVX2, TENSORRT_INT8
 from edgeaff.runtime.backends.graphs import cpu_int8_variant
@@ -59,12 +69,13 @@ def test_x86_flags_give_the_int8_kernel_class(tmp_path: Path, flags: str, kernel
 def test_arm_features_and_isa_stamp(tmp_path: Path) -> None:
     orin = read_cpu_info(_cpuinfo(tmp_path, ORIN), machine="aarch64")
     assert orin.int8_kernels is Int8Kernels.ARM_DOT
-    assert orin.isa() == {"asimd": True, "asimddp": True, "i8mm": False, "bf16": False, "sve": False}
+    isa = orin.isa()
+    assert (isa["neon"], isa["dotprod"], isa["i8mm"], isa["sve"]) == (True, True, False, False)
     a57 = read_cpu_info(_cpuinfo(tmp_path, CORTEX_A57, "a57"), machine="aarch64")
     assert a57.int8_kernels is Int8Kernels.NONE and a57.model == "ARMv8"
     zen4 = _x86(tmp_path, ZEN4)
-    assert zen4.isa()["avx512_vnni"] and zen4.isa()["avx512_bf16"] and not zen4.isa()["amx_int8"]
-    assert "asimd" not in zen4.isa()
+    assert zen4.isa()["vnni"] and zen4.isa()["bf16"] and not zen4.isa()["amx"]
+    assert "neon" not in zen4.isa() and zen4.isa()["int8_dot"] == "AVX-512 VNNI"
     # The same flags on a machine type that is neither x86 nor ARM give no INT8 kernel rather than a guess.
     power = read_cpu_info(_cpuinfo(tmp_path, X86_HEAD.format(model="x", flags=ZEN4), "ppc"), machine="ppc64le")
     assert power.int8_kernels is Int8Kernels.NONE
@@ -150,3 +161,10 @@ def test_a_graph_with_only_the_tensorrt_form_runs_fp32_on_a_cpu(int8_bundle: Tin
         variant, note = cpu_int8_variant(only_trt, _x86(tmp_path, flags))
         assert variant.path.name == "visual.onnx"
         assert note is not None and ("S8S8" in note or "no INT8 kernel" in note)
+
+
+def test_the_model_name_is_not_the_numeric_model_line(tmp_path: Path) -> None:
+    """x86 lists ``model : 143`` (a number) before ``model name``; the stamp and CpuInfo read the same name."""
+    path = _cpuinfo(tmp_path, "processor\t: 0\nmodel\t\t: 143\nmodel name\t: AMD EPYC 9R14\nflags\t\t: avx2\n")
+    assert cpu_model(path) == read_cpu_info(path, machine="x86_64").model == "AMD EPYC 9R14"
+    assert cpu_flags(path) == read_cpu_info(path, machine="x86_64").flags == frozenset({"avx2"})

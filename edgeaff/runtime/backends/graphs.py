@@ -30,6 +30,7 @@ from typing import Any
 from edgeaff.runtime.artifacts.bundle import Bundle, Graph, GraphVariant
 from edgeaff.runtime.artifacts.manifest import INT8_CPU, INT8_CPU_AVX2, TENSORRT_INT8, Precision
 from edgeaff.runtime.backends.base import MAX_CUDA_DEVICE, Backend, Runner
+from edgeaff.runtime.backends.cpu_threads import graph_spinning, graph_threads
 from edgeaff.runtime.cpu import CpuInfo, Int8Kernels, host_cpu
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.limits import check_threads
@@ -43,7 +44,10 @@ class BackendOptions:
         backend: a :class:`Backend` (or its name).
         precision: ``fp32``, ``fp16`` or ``int8`` (a :class:`Precision` or its name; stored as a
             :class:`Precision`); must be one the bundle provides.
-        threads: ONNX Runtime intra-op threads per graph, 1..4 × the usable cores (``None``: ONNX Runtime's default).
+        threads: ONNX Runtime intra-op threads per graph, 1..4 × the usable cores (``None``: chosen per graph by the
+            cores this process may use, :func:`edgeaff.runtime.backends.cpu_threads.graph_threads`).
+        spinning: let ONNX Runtime's intra-op threads spin between parallel sections (``None``: the measured
+            default, :data:`edgeaff.runtime.backends.cpu_threads.DEFAULT_SPINNING`).
         engine_cache: TensorRT engine cache directory (``None``: ``$EDGEAFF_CACHE_DIR/engines``).
         shapes: dynamic-axis ranges overriding the defaults, as given to ``edgeaff build-engines --shape``.
         device: CUDA device ordinal.
@@ -55,6 +59,7 @@ class BackendOptions:
     engine_cache: Path | None = None
     shapes: Mapping[str, tuple[int, int, int]] = dataclasses.field(default_factory=dict)
     device: int = 0
+    spinning: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backend", Backend.parse(self.backend))
@@ -134,7 +139,8 @@ def graph_runner(
         bundle: a loaded bundle.
         role: ``visual``, ``vggish``, ``temporal``, ``temporal_stream`` or ``face_detector``.
         options: backend and precision (checked with :func:`check_precision` first).
-        threads: ONNX Runtime threads for this graph, overriding ``options.threads``.
+        threads: ONNX Runtime threads for this graph, overriding ``options.threads`` (``None`` in both: the graph's
+            default, :func:`~edgeaff.runtime.backends.cpu_threads.graph_threads`).
         cpu: the CPU whose flags choose the INT8 form on ``ort-cpu`` (``None``: this machine's).
 
     Raises:
@@ -144,7 +150,8 @@ def graph_runner(
     check_precision(bundle, options)
     if role not in bundle.graphs:
         raise InvalidInputError(f"the bundle {bundle.root} has no '{role}' graph (it has {', '.join(bundle.graphs)})")
-    count = options.threads if threads is None else threads
+    count = graph_threads(role, options.threads if threads is None else threads)
+    spinning = graph_spinning(options.spinning)
     if options.backend.tensorrt:
         from edgeaff.runtime.engines.bundle import bundle_engine_requests
 
@@ -165,6 +172,7 @@ def graph_runner(
             cache_dir=options.engine_cache,
             profiles=dict(request.profiles),
             device_id=options.device,
+            spinning=spinning,
         )
         return runner, choice
     from edgeaff.runtime.backends.ort import OrtRunner
@@ -178,5 +186,7 @@ def graph_runner(
     else:
         variant = graph.variants["fp32"]
         note = f"the bundle has no {options.precision} variant of '{role}': its FP32 graph runs (the bundle's rule)"
-    runner = OrtRunner(variant.path, backend=options.backend, threads=count, device_id=options.device)
+    runner = OrtRunner(
+        variant.path, backend=options.backend, threads=count, device_id=options.device, spinning=spinning
+    )
     return runner, GraphChoice(role, variant.path.name, variant.precision, note)
