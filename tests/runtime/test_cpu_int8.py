@@ -150,8 +150,12 @@ def test_an_older_bundle_runs_its_seven_bit_int8_on_avx2(int8_bundle: TinyBundle
     """Before schema 3 the only ONNX Runtime form was 7-bit and called int8: AVX2 CPUs run it."""
     graph = load_bundle(int8_bundle.path).graphs["visual"]
     legacy = dataclasses.replace(graph, variants={k: v for k, v in graph.variants.items() if k != INT8_CPU_AVX2})
-    variant, note = cpu_int8_variant(legacy, _x86(tmp_path, HASWELL))
+    variant, note = cpu_int8_variant(legacy, _x86(tmp_path, HASWELL), seven_bit_int8=True)
     assert variant.path.name == "visual.int8.onnx" and note is None
+    # In a schema-3 bundle the same graph's int8 is full range: an AVX2 CPU runs FP32 rather than saturate (VGGish).
+    variant, note = cpu_int8_variant(legacy, _x86(tmp_path, HASWELL))
+    assert variant.path.name == "visual.onnx" and note is not None and "no 7-bit INT8 form" in note
+    assert cpu_int8_variant(legacy, _x86(tmp_path, ZEN4))[0].path.name == "visual.int8.onnx"
 
 
 def test_a_graph_with_only_the_tensorrt_form_runs_fp32_on_a_cpu(int8_bundle: TinyBundle, tmp_path: Path) -> None:

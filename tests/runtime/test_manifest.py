@@ -108,9 +108,13 @@ def test_version_3_pairs_the_cpu_int8_forms_and_states_the_grouped_layout(v1: di
     assert set(manifest.graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_avx2", "int8_trt"}
     assert manifest.precisions == (Precision.FP32, Precision.FP16, Precision.INT8)  # forms are not precisions
     assert manifest.streaming.layout == STREAM_LAYOUT != LEGACY_STREAM_LAYOUT
+    full_only = copy.deepcopy(document)  # VGGish's case: no 7-bit form
+    del full_only["graphs"]["visual"]["variants"]["int8_avx2"]
+    assert set(Manifest.from_dict(full_only).graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_trt"}
     lone = copy.deepcopy(document)
-    del lone["graphs"]["visual"]["variants"]["int8_avx2"]
-    assert "graphs.visual: int8 and int8_avx2 come together" in _refused(lone)
+    del lone["graphs"]["visual"]["variants"]["int8"]
+    lone["precisions"] = ["fp32", "fp16"]
+    assert "graphs.visual: int8_avx2 (7-bit weights, for CPUs without VNNI) comes with int8" in _refused(lone)
     old_layout = copy.deepcopy(document)
     old_layout["streaming"]["layout"] = LEGACY_STREAM_LAYOUT
     assert "streaming.layout must be 'each segment is (steps, channels)" in _refused(old_layout)

@@ -10,9 +10,10 @@ refuses any key it does not know, any missing key and any value of the wrong typ
 Schema versions:
 
 * **3** (written by this edgeaff): the keys of version 2. INT8 comes in forms (:data:`INT8_FORMS`): ``int8`` now holds
-  full-range weights (for CPUs with VNNI or ARM dot product) and always comes with ``int8_avx2`` (7-bit weights, for
-  AVX2 CPUs without VNNI); VGGish may have INT8 variants. The streaming state is packed by grouped convolution, each
-  model's history of one convolution a (steps, channels) block (``streaming.layout`` says so).
+  full-range weights (for CPUs with VNNI or ARM dot product); ``int8_avx2`` (7-bit weights, for AVX2 CPUs without
+  VNNI) exists only beside it, and a graph with ``int8`` but no ``int8_avx2`` runs FP32 on such CPUs (VGGish, whose
+  7-bit form lost too much accuracy); VGGish may have INT8 variants. The streaming state is packed by grouped
+  convolution, each model's history of one convolution a (steps, channels) block (``streaming.layout`` says so).
 * **2**: the same keys as version 1, written through this schema. Every graph variant records its size (``bytes``)
   and the face detector's entry carries its ``detector_spec``. ``int8`` is U8S8 with 7-bit weights; state segments
   are (channels, steps) blocks in model order.
@@ -472,17 +473,16 @@ class Manifest:
             raise ValueError("graphs.face_detector: missing key 'detector_spec'")
 
     def _check_version_rules(self) -> None:
-        """What changed in version 3: the state layout, and ``int8`` (full range) always paired with ``int8_avx2``."""
+        """What changed in version 3: the state layout, and ``int8_avx2`` (7-bit) only beside ``int8`` (full range)."""
         current = self.schema_version >= 3
         expected = STREAM_LAYOUT if current else LEGACY_STREAM_LAYOUT
         if self.streaming.layout != expected:
             raise ValueError(f"streaming.layout must be {expected!r} in schema version {self.schema_version}")
         for role, graph in self.graphs.items():
             cpu_forms = {INT8_CPU, INT8_CPU_AVX2} & set(graph.variants)
-            if current and len(cpu_forms) == 1:
+            if current and cpu_forms == {INT8_CPU_AVX2}:
                 raise ValueError(
-                    f"graphs.{role}: int8 and int8_avx2 come together (full-range and 7-bit weights for CPUs with and "
-                    "without VNNI)"
+                    f"graphs.{role}: int8_avx2 (7-bit weights, for CPUs without VNNI) comes with int8 (full range)"
                 )
             if not current and INT8_CPU_AVX2 in cpu_forms:
                 raise ValueError(f"graphs.{role}: int8_avx2 exists from schema version 3")

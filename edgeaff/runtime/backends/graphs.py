@@ -97,12 +97,13 @@ def check_precision(bundle: Bundle, options: BackendOptions) -> None:
         )
 
 
-def cpu_int8_variant(graph: Graph, cpu: CpuInfo) -> tuple[GraphVariant, str | None]:
+def cpu_int8_variant(graph: Graph, cpu: CpuInfo, *, seven_bit_int8: bool = False) -> tuple[GraphVariant, str | None]:
     """The variant of ``graph`` that ONNX Runtime's CPU provider runs for ``int8`` on ``cpu``, and why it is not
     the ``int8`` file when it is not.
 
     Never TensorRT's S8S8 form; the FP32 graph where the CPU has no INT8 kernel that beats FP32 or the graph has no
-    CPU form.
+    CPU form that fits it. ``seven_bit_int8``: the bundle's ``int8`` has 7-bit weights (schema versions 1 and 2), so
+    AVX2 CPUs without VNNI may run it.
     """
     kernels = cpu.int8_kernels
     fp32 = graph.variants[Precision.FP32.value]
@@ -118,10 +119,14 @@ def cpu_int8_variant(graph: Graph, cpu: CpuInfo) -> tuple[GraphVariant, str | No
             f"this CPU ({cpu.machine}, no VNNI, AVX2 or ARM dot product) has no INT8 kernel faster than FP32: "
             f"'{graph.role}' runs its FP32 graph"
         )
-    if kernels is Int8Kernels.AVX2 and INT8_CPU_AVX2 in graph.variants:
-        # Full-range weights would saturate AVX2's 16-bit pair sums; bundles before schema 3 have only the 7-bit
-        # form, under the name int8.
-        return graph.variants[INT8_CPU_AVX2], None
+    if kernels is Int8Kernels.AVX2 and not seven_bit_int8:
+        # Full-range weights would saturate AVX2's 16-bit pair sums: the 7-bit form, or FP32 where the graph has none.
+        if INT8_CPU_AVX2 in graph.variants:
+            return graph.variants[INT8_CPU_AVX2], None
+        return fp32, (
+            f"'{graph.role}' has no 7-bit INT8 form for this AVX2 CPU without VNNI (full-range int8 would saturate its "
+            "16-bit sums): its FP32 graph runs"
+        )
     return graph.variants[INT8_CPU], None
 
 
@@ -180,7 +185,8 @@ def graph_runner(
     graph = bundle.graphs[role]
     note = None
     if options.backend is Backend.ORT_CPU and options.precision is Precision.INT8:
-        variant, note = cpu_int8_variant(graph, cpu or host_cpu())
+        legacy = bundle.manifest.schema_version < 3  # its int8 is the 7-bit form
+        variant, note = cpu_int8_variant(graph, cpu or host_cpu(), seven_bit_int8=legacy)
     elif (found := graph.variants.get(options.precision)) is not None:
         variant = found
     else:
