@@ -17,8 +17,8 @@ reference of every graph):
   after K frames every output equals any window's output that has seen K frames (receptive field K);
 * ``face_detector`` (optional): the shipped BlazeFace converted by the exporter's torch-free converter (needs the
   ``onnx`` and ``tflite`` packages);
-* FP16 variants (every graph) and INT8 variants (visual graph, both ONNX Runtime's and TensorRT's form) made with the
-  exporter's own torch-free precision tools, when ``precisions`` asks for them.
+* FP16 variants (every graph) and INT8 variants (the visual graph in ONNX Runtime's two CPU forms and TensorRT's
+  form) made with the exporter's own torch-free precision tools, when ``precisions`` asks for them.
 
 Example::
 
@@ -40,7 +40,6 @@ from onnx import TensorProto, helper, numpy_helper
 from edgeaff.export.bundle import graph_entry, publish, staging_directory, write_manifest
 from edgeaff.export.manifest import graph_descriptions
 from edgeaff.runtime.artifacts.manifest import (
-    TENSORRT_INT8,
     CheckpointEntry,
     Dimension,
     GraphEntries,
@@ -320,18 +319,20 @@ def _stream_graph(path: Path, spec: FeatureSpec, w: TinyWeights, kernel: int, mu
     nodes = [
         *feature_nodes,
         helper.make_node("Transpose", ["features"], ["features_t"], perm=[0, 2, 3, 1]),
-        helper.make_node("Reshape", ["state", "history_shape"], ["history"]),
+        helper.make_node("Reshape", ["state", "history_shape"], ["history_steps"]),
+        helper.make_node("Transpose", ["history_steps"], ["history"], perm=[0, 1, 3, 2]),
         helper.make_node("Concat", ["history", "features_t"], ["full"], axis=3),
         helper.make_node("Reshape", ["full", "conv_in_shape"], ["conv_in"]),
         helper.make_node("Conv", ["conv_in", "conv_w", "conv_b"], ["conv"], group=count),
         *head_nodes,
         helper.make_node("Slice", ["full", "keep_start", "keep_end", "time_axis"], ["kept"]),
-        helper.make_node("Reshape", ["kept", "state_shape"], ["state_out"]),
+        helper.make_node("Transpose", ["kept"], ["kept_steps"], perm=[0, 1, 3, 2]),
+        helper.make_node("Reshape", ["kept_steps", "state_shape"], ["state_out"]),
     ]
     initializers = [
         *feature_init,
         *head_init,
-        _const("history_shape", np.array([-1, count, channels, kernel - 1], np.int64)),
+        _const("history_shape", np.array([-1, count, kernel - 1, channels], np.int64)),
         _const("conv_in_shape", np.array([0, count * channels, -1], np.int64)),
         _const("conv_w", w.conv_w),
         _const("conv_b", w.conv_b),
@@ -403,19 +404,11 @@ def _weights(
     return weights, normalizations
 
 
-def _segments(
-    kinds: list[ModelKind], spec: FeatureSpec, width: int, kernel: int, multimodal: bool
-) -> tuple[StateSegment, ...]:
-    """The state is (M, W, K-1) row-major: per model the embedding rows, then (multimodal bundles) VGGish and MFCC."""
-    branches = [("visual", width)]
-    if multimodal:
-        branches += [("vggish", spec.vggish.embedding_dim), ("mfcc", spec.mfcc.dim)]
-    segments, offset = [], 0
-    for model in range(len(kinds)):
-        for branch, channels in branches:
-            segments.append(StateSegment(model, branch, 0, 1, channels, kernel - 1, offset))
-            offset += channels * (kernel - 1)
-    return tuple(segments)
+def _segments(kinds: list[ModelKind], channels: int, kernel: int) -> tuple[StateSegment, ...]:
+    """The state is (M, K-1, W) row-major: per model, the last K-1 frames of its one convolution's W input channels
+    (the embedding, then, in multimodal bundles, VGGish and MFCC), oldest first; one segment per model."""
+    size = channels * (kernel - 1)
+    return tuple(StateSegment(model, "visual", 0, 1, channels, kernel - 1, model * size) for model in range(len(kinds)))
 
 
 def _digest(*arrays: np.ndarray) -> str:
@@ -446,7 +439,7 @@ def build_bundle(
         models: ``(fold, dimension)`` or ``(fold, dimension, kind)`` per model, in manifest order; or a count of
             valence models.
         multimodal: the kind of models given without one (multimodal models read VGGish and MFCC).
-        precisions: ``fp32`` and optionally ``fp16`` (every graph) and ``int8`` (the visual graph, both forms).
+        precisions: ``fp32`` and optionally ``fp16`` (every graph) and ``int8`` (the visual graph, all three forms).
         fp16_roles: the graphs that get an FP16 variant (default: every graph); the others fall back to FP32.
         face_detector: ship the converted BlazeFace (needs ``onnx`` and ``tflite``; no torch).
         embedding_dim: E, the width of each model's embedding.
@@ -487,12 +480,12 @@ def build_bundle(
         if Precision.INT8 in wanted:
             size = spec.face.image_size
             batches = [rng.integers(0, 256, (8, size, size, 3), dtype=np.uint8) for _ in range(4)]
-            for key, symmetric in (("int8", False), (TENSORRT_INT8, True)):
-                target = staging / f"visual.{key.replace('_', '-')}.onnx"  # the exporter's names
-                recipes[key] = precision_tools.quantize_int8(
-                    staging / "visual.onnx", target, input_name="frames", batches=batches, symmetric=symmetric
+            for form in precision_tools.INT8_FORMS:
+                target = staging / f"visual.{form.file_suffix}.onnx"  # the exporter's names
+                recipes[form.key] = precision_tools.quantize_int8(
+                    staging / "visual.onnx", target, input_name="frames", batches=batches, form=form
                 )
-                files["visual"][key] = target.name
+                files["visual"][form.key] = target.name
         descriptions = graph_descriptions(spec)
         graphs: dict[str, GraphEntry | None] = {
             role: graph_entry(
@@ -544,7 +537,7 @@ def build_bundle(
                 state_output="state_out",
                 state_size=count * channels * (kernel - 1),
                 receptive_field=kernel,
-                segments=_segments(kinds, spec, embedding_dim, kernel, audio),
+                segments=_segments(kinds, channels, kernel),
             ),
             graphs=GraphEntries(**graphs),
             precisions=tuple(p for p in Precision if p in wanted or p is Precision.FP32),

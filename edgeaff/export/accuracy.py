@@ -9,6 +9,7 @@ reader (:mod:`edgeaff.runtime.artifacts.prepared`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,10 +30,12 @@ VISUAL_BATCH = 64
 
 @dataclasses.dataclass(frozen=True)
 class GraphPaths:
-    """The visual and windowed temporal graph files of one precision."""
+    """The visual and windowed temporal graph files of one precision, and its VGGish graph when the VGGish features
+    are computed from log-mel examples rather than read from the prepared data."""
 
     visual: Path
     temporal: Path
+    vggish: Path | None = None
 
 
 def embed_frames(runner: Runner, frames: np.ndarray) -> np.ndarray:
@@ -44,18 +47,45 @@ def embed_frames(runner: Runner, frames: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def vggish_features(runner: Runner, examples: np.ndarray) -> np.ndarray:
+    """(N, 96, 64) log-mel examples → (N, 128) raw VGGish features with the VGGish graph, in batches."""
+    parts = [
+        runner.infer({"log_mel": np.ascontiguousarray(examples[i : i + VISUAL_BATCH])})["vggish"]
+        for i in range(0, len(examples), VISUAL_BATCH)
+    ]
+    return np.concatenate(parts)
+
+
 def predict_trial(
-    visual: Runner, temporal: Runner, trial: TrialArrays, *, window: int, hop: int, frames: int | None, audio: bool
+    visual: Runner,
+    temporal: Runner,
+    trial: TrialArrays,
+    *,
+    window: int,
+    hop: int,
+    frames: int | None,
+    audio: bool,
+    vggish: Runner | None = None,
+    log_mel: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per-frame predictions (N, M) for the first ``frames`` frames of ``trial`` (all when ``None``)."""
+    """Per-frame predictions (N, M) for the first ``frames`` frames of ``trial`` (all when ``None``).
+
+    The VGGish features are the prepared ones, or, given ``vggish`` and the frames' ``log_mel`` examples, that
+    graph's output.
+    """
     count = trial.length if frames is None else min(frames, trial.length)
     embeddings = embed_frames(visual, np.asarray(trial.frame[:count]))
+    features = np.asarray(trial.vggish)
+    if vggish is not None and log_mel is not None:
+        if len(log_mel) < count:
+            raise InvalidInputError(f"{len(log_mel)} log-mel examples for {count} frames")
+        features = vggish_features(vggish, log_mel[:count])
     stitched = OverlapAverager(count, channels=embeddings.shape[1])
     for start in window_starts(count, window=window, hop=hop):
         stop = min(start + window, count)
         feed = {"embeddings": embeddings[None, start:stop]}
         if audio:
-            feed["vggish"] = np.asarray(trial.vggish[None, start:stop])
+            feed["vggish"] = np.ascontiguousarray(features[None, start:stop])
             feed["mfcc"] = np.asarray(trial.mfcc[None, start:stop])
         stitched.add(start, temporal.infer(feed)["predictions"][0])
     return stitched.result().astype(np.float32)
@@ -70,13 +100,27 @@ def predict(
     hop: int,
     frames_per_trial: int | None,
     audio: bool,
+    log_mel: Mapping[str, np.ndarray] | None = None,
 ) -> np.ndarray:
-    """Concatenated per-frame predictions (ΣN, M) over ``trials``."""
-    with OrtRunner(paths.visual, threads=None) as visual, OrtRunner(paths.temporal, threads=None) as temporal:
+    """Concatenated per-frame predictions (ΣN, M) over ``trials``; VGGish from ``log_mel`` when ``paths.vggish``."""
+    with contextlib.ExitStack() as stack:
+        visual = stack.enter_context(OrtRunner(paths.visual, threads=None))
+        temporal = stack.enter_context(OrtRunner(paths.temporal, threads=None))
+        vggish = None
+        if paths.vggish is not None and log_mel is not None:
+            vggish = stack.enter_context(OrtRunner(paths.vggish, threads=None))
         return np.concatenate(
             [
                 predict_trial(
-                    visual, temporal, dataset.arrays(t), window=window, hop=hop, frames=frames_per_trial, audio=audio
+                    visual,
+                    temporal,
+                    dataset.arrays(t),
+                    window=window,
+                    hop=hop,
+                    frames=frames_per_trial,
+                    audio=audio,
+                    vggish=vggish,
+                    log_mel=None if log_mel is None else log_mel[t],
                 )
                 for t in trials
             ]
@@ -113,8 +157,12 @@ def compare_variants(
     hop: int,
     frames_per_trial: int | None,
     audio: bool,
+    log_mel: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """CCC against the labels per precision, and each reduced precision against FP32.
+
+    With ``log_mel`` (each trial's examples), every precision computes its VGGish features with its own VGGish graph
+    (``GraphPaths.vggish``), so a reduced-precision VGGish counts in its CCC.
 
     Returns:
         ``{"frames": n, "trials": [...], "fp32": {"ccc_labels": [...]}, "fp16": {"ccc_labels": [...],
@@ -122,7 +170,16 @@ def compare_variants(
     """
     labels = labels_for(dataset, trials, dimensions, frames_per_trial)
     predictions = {
-        name: predict(paths, dataset, trials, window=window, hop=hop, frames_per_trial=frames_per_trial, audio=audio)
+        name: predict(
+            paths,
+            dataset,
+            trials,
+            window=window,
+            hop=hop,
+            frames_per_trial=frames_per_trial,
+            audio=audio,
+            log_mel=log_mel,
+        )
         for name, paths in variants.items()
     }
     reference = predictions["fp32"]

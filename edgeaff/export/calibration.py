@@ -60,6 +60,39 @@ def check_labelled(dataset: PreparedDataset, trials: Sequence[str]) -> None:
             )
 
 
+def spread(dataset: PreparedDataset, trials: Sequence[str], *, count: int) -> dict[str, np.ndarray]:
+    """About ``count`` frame indices spread evenly over the trials' frames taken end to end: ``{trial: indices}``.
+
+    Raises:
+        InvalidInputError: the trials have no frames, or ``count`` is below 1.
+    """
+    if count < 1:
+        raise InvalidInputError(f"calibration needs at least 1 example, got {count}")
+    lengths = [dataset.trials[name].length for name in trials]
+    total = sum(lengths)
+    if total == 0:
+        raise InvalidInputError("the calibration data has no frames")
+    picks = np.unique(np.linspace(0, total - 1, num=min(count, total)).round().astype(np.int64))
+    starts = np.cumsum([0, *lengths])
+    chosen = {}
+    for name, start, stop in zip(trials, starts[:-1], starts[1:], strict=True):
+        local = picks[(picks >= start) & (picks < stop)] - start
+        if local.size:
+            chosen[name] = local
+    return chosen
+
+
+def in_batches(rows: np.ndarray, batch: int) -> list[np.ndarray]:
+    """``rows`` cut into consecutive batches of ``batch`` (the last one shorter).
+
+    Raises:
+        InvalidInputError: ``batch`` below 1.
+    """
+    if batch < 1:
+        raise InvalidInputError(f"calibration needs batch >= 1, got {batch}")
+    return [rows[i : i + batch] for i in range(0, len(rows), batch)]
+
+
 def calibration_batches(
     dataset: PreparedDataset, trials: Sequence[str], *, frames: int, batch: int
 ) -> list[np.ndarray]:
@@ -70,16 +103,6 @@ def calibration_batches(
     """
     if frames < 1 or batch < 1:
         raise InvalidInputError(f"calibration needs frames >= 1 and batch >= 1, got {frames} and {batch}")
-    lengths = [dataset.trials[name].length for name in trials]
-    total = sum(lengths)
-    if total == 0:
-        raise InvalidInputError("the calibration data has no frames")
-    picks = np.unique(np.linspace(0, total - 1, num=min(frames, total)).round().astype(np.int64))
-    starts = np.cumsum([0, *lengths])
-    chosen = []
-    for name, start, stop in zip(trials, starts[:-1], starts[1:], strict=True):
-        local = picks[(picks >= start) & (picks < stop)] - start
-        if local.size:
-            chosen.append(np.asarray(dataset.arrays(name).frame[local]))
-    stacked = np.concatenate(chosen)
-    return [stacked[i : i + batch] for i in range(0, len(stacked), batch)]
+    picked = spread(dataset, trials, count=frames)
+    stacked = np.concatenate([np.asarray(dataset.arrays(name).frame[local]) for name, local in picked.items()])
+    return in_batches(stacked, batch)

@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from edgeaff.export import accuracy, bundle, calibration, parity, precision, sources, torch2onnx
+from edgeaff.export import accuracy, bundle, calibration, int8_variants, parity, precision, sources, torch2onnx
 from edgeaff.export.detector_bundle import add_face_detector
 from edgeaff.export.face_detector import check_face_detector
 from edgeaff.export.manifest import build_manifest
 from edgeaff.export.vggish_weights import resolve_vggish
-from edgeaff.runtime.artifacts.manifest import TENSORRT_INT8, Manifest
+from edgeaff.runtime.artifacts.manifest import Manifest
 from edgeaff.runtime.artifacts.prepared import PreparedDataset, load_prepared_dataset
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
@@ -30,7 +30,6 @@ from edgeaff.train.checkpoint import CheckpointMetadata, load_checkpoint
 
 PARITY_FRAMES = 16
 CALIBRATION_FRAMES = 512
-CALIBRATION_BATCH = 32
 EVALUATION_FRAMES_PER_TRIAL = 600
 
 
@@ -260,27 +259,13 @@ def export_bundle(
             log("built FP16 variants")
         if options.int8:
             assert dataset is not None  # --int8 without --calib was refused above
-            batches = calibration.calibration_batches(
-                dataset, calibration_trials, frames=options.calibration_frames, batch=CALIBRATION_BATCH
+            quantisable: dict[str, Path] = {role: graphs[role].path for role in ("visual", "vggish") if role in graphs}
+            int8 = int8_variants.build_int8_variants(
+                quantisable, dataset, calibration_trials, frames=options.calibration_frames, log=log
             )
-            target = graphs["visual"].path.with_name("visual.int8.onnx")
-            recipe = precision.quantize_int8(graphs["visual"].path, target, input_name="frames", batches=batches)
-            recipe["calibration_trials"] = list(calibration_trials)
-            recipe["quantized_graphs"] = ["visual"]
-            recipes["int8"] = recipe
-            files["visual"]["int8"] = target.name
-            trt_target = graphs["visual"].path.with_name("visual.int8-trt.onnx")
-            trt_recipe = precision.quantize_int8(
-                graphs["visual"].path, trt_target, input_name="frames", batches=batches, symmetric=True
-            )
-            trt_recipe["calibration_trials"] = recipe["calibration_trials"]
-            trt_recipe["quantized_graphs"] = ["visual"]
-            recipes[TENSORRT_INT8] = trt_recipe
-            files["visual"][TENSORRT_INT8] = trt_target.name
-            log(
-                f"built the INT8 visual graphs (ONNX Runtime U8S8, TensorRT S8S8) from {recipe['calibration_frames']} "
-                "calibration frames"
-            )
+            for role, per_form in int8.files.items():
+                files[role].update(per_form)
+            recipes.update(int8.recipes)
 
         started = time.perf_counter()
         quality = _variant_quality(
@@ -359,11 +344,25 @@ def _variant_quality(
         report[f"{variant}_max_abs_vs_fp32"] = differences
     if evaluation is not None:
         dataset, trials = evaluation
-        paths = {
-            p: accuracy.GraphPaths(
-                directory / files["visual"].get(p, files["visual"]["fp32"]),
-                directory / files["temporal"].get(p, files["temporal"]["fp32"]),
+        log_mel: dict[str, np.ndarray] = {}
+        audio_source = "the prepared VGGish features (the VGGish graphs are not part of this comparison)"
+        if audio and "vggish" in files:
+            log_mel, why = int8_variants.audio_examples_for(
+                dataset,
+                trials,
+                directory / files["vggish"]["fp32"],
+                frames_per_trial=options.evaluation_frames_per_trial,
             )
+            if log_mel:
+                audio_source = "log-mel examples re-computed from the raw audio, through each precision's VGGish graph"
+            else:
+                audio_source += f": {why}"
+
+        def chosen(role: str, p: str) -> Path:
+            return directory / files[role].get(p, files[role]["fp32"])
+
+        paths = {
+            p: accuracy.GraphPaths(chosen("visual", p), chosen("temporal", p), chosen("vggish", p) if log_mel else None)
             for p in ["fp32", *variants]
         }
         report["ccc"] = accuracy.compare_variants(
@@ -375,8 +374,10 @@ def _variant_quality(
             hop=spec.window.hop,
             frames_per_trial=options.evaluation_frames_per_trial,
             audio=audio,
+            log_mel=log_mel or None,
         )
         report["ccc"]["runtime"] = "onnxruntime CPUExecutionProvider"
+        report["ccc"]["audio_features"] = audio_source
     return report
 
 

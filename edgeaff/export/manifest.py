@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from edgeaff.export.bundle import graph_entry
 from edgeaff.export.sources import CheckpointSource
 from edgeaff.runtime.artifacts.manifest import (
-    TENSORRT_INT8,
+    INT8_FORMS,
     CheckpointEntry,
     Dimension,
     GraphEntries,
@@ -113,8 +113,8 @@ def build_manifest(
         )
         for name, graph in graph_set.graphs.items()
     }
-    # ``int8_trt`` is the TensorRT form of ``int8``, not a precision of its own.
-    present = {key for per_graph in files.values() for key in per_graph} - {TENSORRT_INT8}
+    # ``int8_avx2`` and ``int8_trt`` are forms of ``int8``, not precisions of their own.
+    present = {key for per_graph in files.values() for key in per_graph} - set(INT8_FORMS[1:])
     trunks = graph_set.trunks
     stream = graph_set.graphs["temporal_stream"]  # its state is the last input and the last output
     return Manifest(

@@ -7,94 +7,40 @@ frame and need no state. A zero state is exactly the zero padding of the windowe
 step reproduces the windowed predictions frame for frame; on a long stream it equals the windowed result of any
 window once that window has seen the receptive field (121 frames for the paper's TCNs).
 
-The state of all models is one float32 tensor (B, S); the manifest's
-:class:`~edgeaff.runtime.artifacts.manifest.StateSegment` rows say where each convolution's (channels, steps) block
-sits (row-major, oldest step first).
+The models run as groups of batched operators (:mod:`edgeaff.export.grouped_temporal`), so a step costs about one
+operator per TCN layer, not one per layer and model. The state of all models is one float32 tensor (B, S), packed
+by grouped convolution: for each group, branch, level and convolution, the (G·C, steps) history of its G models
+(model g's channels first for g = 0, then g = 1, ...). Each model's own history of one convolution is therefore one
+(channels, steps) row-major block, oldest step first, and the manifest's
+:class:`~edgeaff.runtime.artifacts.manifest.StateSegment` rows, one per model and convolution in offset order, say
+where each block sits.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from edgeaff.export.temporal_graph import AudioNormalizer
+from edgeaff.export.grouped_temporal import TemporalGroup, assemble, build_groups
 from edgeaff.runtime.artifacts.manifest import StateSegment
 from edgeaff.runtime.spec import AudioNormalization
-from edgeaff.train.model import AudioVisualTemporalModel, EmotionModel
-from edgeaff.train.tcn import LEAKY_SLOPE, TemporalBlock, TemporalConvNet, WeightNormConv1d
+from edgeaff.train.model import EmotionModel
 
 STATE_INPUT = "state"
 STATE_OUTPUT = "state_out"
 
 
-class _StreamingConv(nn.Module):
-    """A causal convolution applied to [history | new inputs] without padding."""
-
-    def __init__(self, conv: WeightNormConv1d) -> None:
-        super().__init__()
-        self.steps = conv.left_padding
-        self.dilation = conv.dilation
-        self.weight = nn.Parameter(conv.weight().detach().clone(), requires_grad=False)
-        self.bias = nn.Parameter(conv.bias.detach().clone(), requires_grad=False)
-
-    def forward(self, x: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        full = torch.cat([history, x], dim=2)
-        y = F.conv1d(full, self.weight, self.bias, dilation=self.dilation)
-        return y, full[:, :, full.shape[2] - self.steps :]
-
-
-class _StreamingBlock(nn.Module):
-    def __init__(self, block: TemporalBlock) -> None:
-        super().__init__()
-        self.conv1 = _StreamingConv(block.conv1)
-        self.conv2 = _StreamingConv(block.conv2)
-        self.downsample = block.downsample
-
-    def forward(
-        self, x: torch.Tensor, history1: torch.Tensor, history2: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        y, new1 = self.conv1(x, history1)
-        y, new2 = self.conv2(F.leaky_relu(y, LEAKY_SLOPE), history2)
-        y = F.leaky_relu(y, LEAKY_SLOPE)
-        residual = x if self.downsample is None else self.downsample(x)
-        return F.leaky_relu(y + residual, LEAKY_SLOPE), new1, new2
-
-
-class _StreamingTcn(nn.Module):
-    def __init__(self, tcn: TemporalConvNet) -> None:
-        super().__init__()
-        self.blocks = nn.ModuleList(_StreamingBlock(b) for b in tcn.blocks if isinstance(b, TemporalBlock))
-
-    def forward(self, x: torch.Tensor, histories: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(B, C, T) and two histories per block → (B, C_out, T) and the new histories."""
-        new: list[torch.Tensor] = []
-        for index, block in enumerate(self.blocks):
-            x, h1, h2 = block(x, histories[2 * index], histories[2 * index + 1])
-            new += [h1, h2]
-        return x, new
-
-
-def _tcns(model: EmotionModel) -> list[tuple[str, TemporalConvNet]]:
-    temporal = model.temporal
-    if isinstance(temporal, AudioVisualTemporalModel):
-        return [("visual", temporal.visual_tcn), ("vggish", temporal.vggish_tcn), ("mfcc", temporal.mfcc_tcn)]
-    return [("visual", temporal.visual_tcn)]
-
-
-def state_layout(models: list[EmotionModel]) -> tuple[StateSegment, ...]:
-    """Segments of the packed state, in model, branch (visual, vggish, mfcc), block, conv order."""
+def state_layout(groups: nn.ModuleList) -> tuple[StateSegment, ...]:
+    """Segments of the packed state in offset order: group, branch, level, convolution, then model."""
     segments: list[StateSegment] = []
     offset = 0
-    for index, model in enumerate(models):
-        for branch, tcn in _tcns(model):
-            for level, block in enumerate(tcn.blocks):
-                assert isinstance(block, TemporalBlock)
-                for number, conv in ((1, block.conv1), (2, block.conv2)):
-                    channels = conv.weight_v.shape[1]
-                    segment = StateSegment(index, branch, level, number, channels, conv.left_padding, offset)
-                    segments.append(segment)
-                    offset += segment.size
+    for group in groups:
+        assert isinstance(group, TemporalGroup)
+        for branch, level, number, conv in group.convs:
+            for model in group.indices:
+                segment = StateSegment(model, branch, level, number, conv.in_channels, conv.steps, offset)
+                segments.append(segment)
+                offset += segment.size
     return tuple(segments)
 
 
@@ -103,27 +49,26 @@ class StreamingEnsemble(nn.Module):
 
     ``forward(embeddings (B, C, M, E)[, vggish (B, C, 128), mfcc (B, C, 39)], state (B, S))`` →
     ``(predictions (B, C, M), state_out (B, S))``; audio is raw, normalised inside as in the windowed graph.
+
+    Args:
+        models: the fold models in bundle order.
+        normalizations: their audio statistics (``None`` for unimodal models).
+        grouped: batch the models of one structure into shared operators (``False``: the per-model graph).
     """
 
-    def __init__(self, models: list[EmotionModel], normalizations: list[AudioNormalization | None]) -> None:
+    def __init__(
+        self, models: list[EmotionModel], normalizations: list[AudioNormalization | None], *, grouped: bool = True
+    ) -> None:
         super().__init__()
-        self.segments = state_layout(models)
+        self.groups = build_groups(models, normalizations, grouped=grouped)
+        self.segments = state_layout(self.groups)
         self.state_size = sum(s.size for s in self.segments)
         self.multimodal = any(m.config.multimodal for m in models)
-        self.tcns = nn.ModuleList(nn.ModuleList(_StreamingTcn(t) for _, t in _tcns(m)) for m in models)
-        self.fusions = nn.ModuleList(
-            m.temporal.fusion if isinstance(m.temporal, AudioVisualTemporalModel) else nn.Identity() for m in models
-        )
-        self.regressors = nn.ModuleList(m.temporal.regressor for m in models)
-        normalizers: list[nn.Module] = []
-        for model, normalization in zip(models, normalizations, strict=True):
-            if model.config.multimodal:
-                if normalization is None:
-                    raise ValueError("a multimodal model needs its audio normalisation statistics")
-                normalizers.append(AudioNormalizer(normalization))
-            else:
-                normalizers.append(nn.Identity())
-        self.normalizers = nn.ModuleList(normalizers)
+        # One history tensor per grouped convolution: its G models' segments side by side.
+        self._sizes: list[int] = []
+        for group in self.groups:
+            assert isinstance(group, TemporalGroup)
+            self._sizes += [group.size * conv.in_channels * conv.steps for _, _, _, conv in group.convs]
 
     def forward(
         self,
@@ -134,27 +79,23 @@ class StreamingEnsemble(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance every model by the chunk's frames."""
         assert state is not None
-        batch, steps = embeddings.shape[0], embeddings.shape[1]
-        histories = [state[:, s.offset : s.offset + s.size].reshape(batch, s.channels, s.steps) for s in self.segments]
+        batch = embeddings.shape[0]
+        histories = list(torch.split(state, self._sizes, dim=1)) if len(self._sizes) > 1 else [state]
         cursor = 0
-        predictions: list[torch.Tensor] = []
+        outputs: list[torch.Tensor] = []
         new_state: list[torch.Tensor] = []
-        for index, tcns in enumerate(self.tcns):
-            inputs = [embeddings[:, :, index, :]]
-            normalizer = self.normalizers[index]
-            if isinstance(normalizer, AudioNormalizer):
-                assert vggish is not None and mfcc is not None
-                inputs += list(normalizer(vggish, mfcc))
-            branches = []
-            for tcn, x in zip(list(tcns), inputs, strict=True):  # type: ignore[call-overload]
-                assert isinstance(tcn, _StreamingTcn)
-                count = 2 * len(tcn.blocks)
-                hidden, new = tcn(x.transpose(1, 2), histories[cursor : cursor + count])
+        for group in self.groups:
+            assert isinstance(group, TemporalGroup)
+            hidden = []
+            for tcn, x in zip(group.branch_tcns, group.inputs(embeddings, vggish, mfcc), strict=True):
+                count = len(tcn.convs)
+                shaped = [
+                    h.reshape(batch, conv.groups, conv.steps, conv.in_channels)
+                    for h, conv in zip(histories[cursor : cursor + count], tcn.convs, strict=True)
+                ]
                 cursor += count
+                y, new = tcn.step(x, shaped)
                 new_state += [h.reshape(batch, -1) for h in new]
-                hidden = hidden.transpose(1, 2)
-                branches.append(hidden.reshape(batch * steps, hidden.shape[-1]))
-            fusion = self.fusions[index]
-            fused = branches[0] if isinstance(fusion, nn.Identity) else fusion(branches)
-            predictions.append(self.regressors[index](fused).reshape(batch, steps))
-        return torch.stack(predictions, dim=-1), torch.cat(new_state, dim=1)
+                hidden.append(y)
+            outputs.append(group.head(hidden))
+        return assemble(list(self.groups), outputs), torch.cat(new_state, dim=1)  # type: ignore[arg-type]

@@ -21,8 +21,20 @@ from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind, Precision
 from edgeaff.runtime.audio.logmel import LogMelStream
 from edgeaff.runtime.audio.mfcc import Mfcc39Stream
 from edgeaff.runtime.backends.base import Backend, Device, Runner, TensorSpec
+from edgeaff.runtime.backends.cpu_threads import graph_spinning, graph_threads
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
 from edgeaff.runtime.backends.ort import OrtRunner
+from edgeaff.runtime.backends.trt import TrtRunner
+from edgeaff.runtime.cpu import (
+    CpuInfo,
+    Int8Kernels,
+    cpu_flags,
+    cpu_model,
+    describe_isa,
+    host_cpu,
+    isa_summary,
+    read_cpu_info,
+)
 from edgeaff.runtime.errors import EdgeaffError, InvalidInputError, MissingDependencyError
 from edgeaff.runtime.faces import (
     MAX_FACES,
@@ -70,6 +82,7 @@ __all__ = [
     "BundleError",
     "CausalCccCentering",
     "Clip",
+    "CpuInfo",
     "DetectorKind",
     "Device",
     "Dimension",
@@ -84,6 +97,7 @@ __all__ = [
     "FeatureSpec",
     "GraphChoice",
     "Instrument",
+    "Int8Kernels",
     "InvalidInputError",
     "LogMelStream",
     "Mfcc39Stream",
@@ -110,14 +124,23 @@ __all__ = [
     "StageTimer",
     "TensorSpec",
     "TrackOptions",
+    "TrtRunner",
     "VideoFrame",
     "bundle_dimension_plans",
     "ccc_centering",
+    "cpu_flags",
+    "cpu_model",
+    "describe_isa",
     "graph_runner",
+    "graph_spinning",
+    "graph_threads",
+    "host_cpu",
+    "isa_summary",
     "load_bundle",
     "open_source",
     "parse_reconnect",
     "pipeline_options",
+    "read_cpu_info",
     "resolve_output_name",
     "safe_stem",
     "write_results",

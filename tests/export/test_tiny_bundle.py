@@ -30,7 +30,7 @@ def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
     _, paths = tiny_set
     bundle = load_bundle(tiny_bundle)
     manifest = bundle.manifest
-    assert manifest.schema_version == 2
+    assert manifest.schema_version == 3
     assert [(m.fold, m.dimension) for m in bundle.models] == TINY_ENTRIES
     assert all(m.kind is ModelKind.UNIMODAL for m in bundle.models) and bundle.models[2].dimension is Dimension.AROUSAL
     assert [m.checkpoint.sha256 for m in bundle.models] == [sha256_file(p) for p in paths]
@@ -39,7 +39,7 @@ def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
     assert bundle.embedding_dim == 64
     assert set(bundle.graphs) == {"visual", "temporal", "temporal_stream", "face_detector"}  # unimodal: no VGGish
     assert bundle.precisions == (Precision.FP32, Precision.FP16, Precision.INT8)
-    assert set(manifest.graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_trt"}
+    assert set(manifest.graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_avx2", "int8_trt"}
     assert set(manifest.graphs.temporal.variants) == {"fp32", "fp16"}
     assert manifest.graphs.visual.inputs == (TensorEntry("frames", ("frames", 48, 48, 3), "uint8"),)
     assert manifest.graphs.visual.outputs[0].shape == ("frames", 3, 64)
@@ -52,7 +52,9 @@ def test_manifest_describes_the_bundle(tiny_bundle: Path, tiny_set) -> None:
     assert ccc["trials"] == ["v01"] and ccc["frames"] == 330
     assert min(ccc["fp16"]["ccc_vs_fp32"]) > 0.999
     assert max(abs(d) for d in ccc["fp16"]["ccc_drop"]) <= 0.005
-    assert len(ccc["int8"]["ccc_vs_fp32"]) == 3
+    for form in ("int8", "int8_avx2", "int8_trt"):  # each INT8 form's accuracy is measured
+        assert len(ccc[form]["ccc_vs_fp32"]) == 3 and len(ccc[form]["ccc_drop"]) == 3
+        assert manifest.precision_recipes[form]["quantized_graphs"] == ["visual"]
 
 
 def test_visual_then_temporal_under_onnx_runtime_equals_the_pytorch_models(
@@ -147,6 +149,35 @@ def test_int8_visual_graph_is_qdq_u8s8_per_channel(tiny_bundle: Path) -> None:
     assert all(producers[name].op_type != "DequantizeLinear" for name in stem.input if name in producers)
     assert stem.input[1] in initializers and initializers[stem.input[1]].data_type == onnx.TensorProto.FLOAT
     assert bundle.graphs["temporal"].file("int8") == bundle.graphs["temporal"].file("fp32")
+
+
+def _weights_of(path: Path) -> list[np.ndarray]:
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    initializers = {i.name: i for i in model.graph.initializer}
+    return [
+        numpy_helper.to_array(initializers[n.input[0]])
+        for n in model.graph.node
+        if n.op_type == "DequantizeLinear"
+        and n.input[0] in initializers
+        and initializers[n.input[0]].data_type == onnx.TensorProto.INT8
+        and len(initializers[n.input[0]].dims) > 1
+    ]
+
+
+def test_the_cpu_int8_forms_differ_in_weight_range_and_run_prelu_as_max(tiny_bundle: Path) -> None:
+    """``int8`` uses the whole int8 range (VNNI sums exactly), ``int8_avx2`` 7 bits (AVX2's 16-bit sums do not
+    saturate); both replace PRelu by max(x, a*x), TensorRT's form keeps it."""
+    visual = load_bundle(tiny_bundle).graphs["visual"]
+    full, seven = _weights_of(visual.variants["int8"].path), _weights_of(visual.variants["int8_avx2"].path)
+    assert full and len(full) == len(seven)
+    assert max(int(np.abs(w).max()) for w in full) == 127
+    assert all(int(np.abs(w).max()) <= 64 for w in seven)  # 255 * 64 * 2 = 32640 fits in 16 bits
+    for key in ("int8", "int8_avx2"):
+        ops = [n.op_type for n in onnx.load(str(visual.variants[key].path)).graph.node]
+        assert "PRelu" not in ops and "Max" in ops, key
+    assert "PRelu" in [n.op_type for n in onnx.load(str(visual.variants["int8_trt"].path)).graph.node]
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import pytest
 from onnx_bundle import TinyBundle, build_bundle
 
 from edgeaff.runtime.artifacts.bundle import BundleError, load_bundle, zero_stream_state
-from edgeaff.runtime.artifacts.manifest import Dimension, ModelKind, Precision
+from edgeaff.runtime.artifacts.manifest import LEGACY_STREAM_LAYOUT, Dimension, ModelKind, Precision
 from edgeaff.runtime.errors import InvalidInputError
 
 
@@ -104,12 +104,13 @@ def test_refuses_a_manifest_the_schema_refuses_naming_the_key(built: TinyBundle)
 
 
 def test_reads_a_version_1_manifest(built: TinyBundle) -> None:
-    """The previous exporter's form: no ``bytes`` needed; the same keys otherwise."""
+    """The first exporter's form: no ``bytes`` needed, the (channels, steps) state layout; the same keys otherwise."""
     manifest = _manifest(built.path)
     for graph in manifest["graphs"].values():
         for variant in graph["variants"].values():
             del variant["bytes"]
-    _write(built.path, {**manifest, "schema_version": 1})
+    streaming = {**manifest["streaming"], "layout": LEGACY_STREAM_LAYOUT}
+    _write(built.path, {**manifest, "schema_version": 1, "streaming": streaming})
     bundle = load_bundle(built.path)
     assert bundle.manifest.schema_version == 1 and bundle.models == built.models
     _write(built.path, manifest)

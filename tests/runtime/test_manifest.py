@@ -2,7 +2,8 @@
 
 A manifest written by the previous exporter (schema version 1, ``tests/data/manifest_v1.json``) reads into the
 typed objects and writes back byte-for-byte the same JSON; unknown, missing and mistyped keys are refused with the
-key's path; cross-field rules (model indices, precisions, tensor shapes, the stream state) are enforced.
+key's path; cross-field rules (model indices, precisions, tensor shapes, the stream state) are enforced; what each
+version changed (2: sizes and the detector spec required; 3: INT8 forms, the grouped state layout) is checked.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 
 from edgeaff.runtime.artifacts.manifest import (
+    LEGACY_STREAM_LAYOUT,
     MANIFEST_SCHEMA_VERSION,
+    STREAM_LAYOUT,
     Dimension,
     Manifest,
     ModelKind,
@@ -34,7 +37,18 @@ def v1() -> dict[str, Any]:
 
 
 def _v2(document: dict[str, Any]) -> dict[str, Any]:
-    return {**copy.deepcopy(document), "schema_version": MANIFEST_SCHEMA_VERSION}
+    return {**copy.deepcopy(document), "schema_version": 2}
+
+
+def _v3(document: dict[str, Any]) -> dict[str, Any]:
+    """The version-1 manifest as version 3 writes it: the grouped layout, and int8_avx2 beside every int8."""
+    upgraded = {**copy.deepcopy(document), "schema_version": MANIFEST_SCHEMA_VERSION}
+    upgraded["streaming"]["layout"] = STREAM_LAYOUT
+    for graph in upgraded["graphs"].values():
+        variants = graph["variants"]
+        if "int8" in variants:
+            variants["int8_avx2"] = {**variants["int8"], "file": variants["int8"]["file"].replace("int8", "int8-avx2")}
+    return upgraded
 
 
 def _refused(document: object) -> str:
@@ -87,6 +101,35 @@ def test_version_2_keeps_the_keys_and_requires_sizes_and_the_detector_spec(v1: d
     assert "graphs.face_detector: missing key 'detector_spec'" in _refused(document)
 
 
+def test_version_3_pairs_the_cpu_int8_forms_and_states_the_grouped_layout(v1: dict[str, Any]) -> None:
+    document = _v3(v1)
+    manifest = Manifest.from_dict(document)
+    assert manifest.to_dict() == document
+    assert set(manifest.graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_avx2", "int8_trt"}
+    assert manifest.precisions == (Precision.FP32, Precision.FP16, Precision.INT8)  # forms are not precisions
+    assert manifest.streaming.layout == STREAM_LAYOUT != LEGACY_STREAM_LAYOUT
+    full_only = copy.deepcopy(document)  # VGGish's case: no 7-bit form
+    del full_only["graphs"]["visual"]["variants"]["int8_avx2"]
+    assert set(Manifest.from_dict(full_only).graphs.visual.variants) == {"fp32", "fp16", "int8", "int8_trt"}
+    lone = copy.deepcopy(document)
+    del lone["graphs"]["visual"]["variants"]["int8"]
+    lone["precisions"] = ["fp32", "fp16"]
+    assert "graphs.visual: int8_avx2 (7-bit weights, for CPUs without VNNI) comes with int8" in _refused(lone)
+    old_layout = copy.deepcopy(document)
+    old_layout["streaming"]["layout"] = LEGACY_STREAM_LAYOUT
+    assert "streaming.layout must be 'each segment is (steps, channels)" in _refused(old_layout)
+    unknown_layout = copy.deepcopy(document)
+    unknown_layout["streaming"]["layout"] = "columns first"
+    assert "unknown state layout 'columns first'" in _refused(unknown_layout)
+    # Versions 1 and 2 keep their own layout and have no int8_avx2: such a manifest is refused, not misread.
+    early = _v2(v1)
+    early["graphs"]["visual"]["variants"]["int8_avx2"] = document["graphs"]["visual"]["variants"]["int8_avx2"]
+    assert "int8_avx2 exists from schema version 3" in _refused(early)
+    early = _v2(v1)
+    early["streaming"]["layout"] = STREAM_LAYOUT
+    assert "streaming.layout must be 'each segment is (channels, steps)" in _refused(early)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -121,7 +164,7 @@ def test_version_2_keeps_the_keys_and_requires_sizes_and_the_detector_spec(v1: d
     ],
 )
 def test_the_reader_names_the_key_that_is_wrong(v1: dict[str, Any], change: Any, message: str) -> None:
-    document = _v2(v1)
+    document = _v3(v1)
     change(document)
     refused = _refused(document)
     assert message in refused and "\n" not in refused

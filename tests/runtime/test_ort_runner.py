@@ -72,3 +72,13 @@ def test_runner_refuses_unavailable_providers_and_bad_files(affine_graph: Path, 
         pass
     with pytest.raises(InvalidInputError, match="not found"), OrtRunner(tmp_path / "absent.onnx"):
         pass
+
+
+def test_threads_and_spinning_reach_the_session(affine_graph: Path) -> None:
+    for threads, spinning in ((1, False), (2, True)):
+        with OrtRunner(affine_graph, threads=threads, spinning=spinning) as runner:
+            assert runner.settings == {"threads": threads, "spinning": spinning}
+    with OrtRunner(affine_graph) as runner:  # nothing asked: ONNX Runtime's own defaults, reported as such
+        assert runner.settings == {"threads": None, "spinning": None}
+    with pytest.raises(RuntimeError, match="not open"):
+        _ = runner.settings

@@ -9,8 +9,14 @@ refuses any key it does not know, any missing key and any value of the wrong typ
 
 Schema versions:
 
-* **2** (written by this edgeaff): the same keys as version 1, written through this schema. Every graph variant
-  records its size (``bytes``) and the face detector's entry carries its ``detector_spec``.
+* **3** (written by this edgeaff): the keys of version 2. INT8 comes in forms (:data:`INT8_FORMS`): ``int8`` now holds
+  full-range weights (for CPUs with VNNI or ARM dot product); ``int8_avx2`` (7-bit weights, for AVX2 CPUs without
+  VNNI) exists only beside it, and a graph with ``int8`` but no ``int8_avx2`` runs FP32 on such CPUs (VGGish, whose
+  7-bit form lost too much accuracy); VGGish may have INT8 variants. The streaming state is packed by grouped
+  convolution, each model's history of one convolution a (steps, channels) block (``streaming.layout`` says so).
+* **2**: the same keys as version 1, written through this schema. Every graph variant records its size (``bytes``)
+  and the face detector's entry carries its ``detector_spec``. ``int8`` is U8S8 with 7-bit weights; state segments
+  are (channels, steps) blocks in model order.
 * **1** (edgeaff 0.1 before the typed schema): read by the same parser; ``bytes`` and ``detector_spec`` may be
   absent (the runtime then reads ``face_detector.json`` beside the graph). A version-1 manifest that the schema
   refuses, and any other version, is refused with a message that says to re-export.
@@ -39,8 +45,8 @@ from edgeaff.runtime.spec import (
 
 BUNDLE_FORMAT = "edgeaff-bundle"
 MANIFEST_NAME = "manifest.json"
-MANIFEST_SCHEMA_VERSION = 2
-READABLE_SCHEMA_VERSIONS = (1, 2)
+MANIFEST_SCHEMA_VERSION = 3
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 
 
 class Precision(Choice):
@@ -55,10 +61,16 @@ class Precision(Choice):
     INT8 = "int8"
 
 
-# The INT8 graph in TensorRT's form (signed symmetric Q/DQ); the ``int8`` variant holds ONNX Runtime's U8S8 form.
-# A form of ``int8``, not a precision of its own.
+# The forms of the ``int8`` precision (schema version 3; ``docs/export.md``). A form is a variant key, not a
+# precision of its own; the runtime picks one per graph by backend and CPU (``runtime/backends/graphs.py``):
+# ``int8``: ONNX Runtime's U8S8 with full-range weights, for CPUs with VNNI (AVX-512 VNNI, AVX-VNNI, AMX) or ARM dot
+# product; ``int8_avx2``: U8S8 with 7-bit weights, for AVX2 CPUs without VNNI; ``int8_trt``: signed symmetric Q/DQ,
+# TensorRT's form. In schema versions 1 and 2, ``int8`` held the 7-bit U8S8 form and there was no ``int8_avx2``.
+INT8_CPU = Precision.INT8.value
+INT8_CPU_AVX2 = "int8_avx2"
 TENSORRT_INT8 = "int8_trt"
-VARIANT_KEYS = (*Precision.values(), TENSORRT_INT8)
+INT8_FORMS = (INT8_CPU, INT8_CPU_AVX2, TENSORRT_INT8)
+VARIANT_KEYS = (*Precision.values(), INT8_CPU_AVX2, TENSORRT_INT8)
 
 
 class ModelKind(Choice):
@@ -84,7 +96,9 @@ AUDIO_NORMALIZATION_NOTE = (
     "per-model constants under models[].normalization are for information"
 )
 STREAM_CHUNK = "any C >= 1 frames per call"
-STREAM_LAYOUT = "each segment is (channels, steps) row-major at offset, oldest step first"
+STREAM_LAYOUT = "each segment is (steps, channels) row-major at offset, oldest step first"
+# What schema versions 1 and 2 wrote: their state blocks are (channels, steps).
+LEGACY_STREAM_LAYOUT = "each segment is (channels, steps) row-major at offset, oldest step first"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -342,6 +356,11 @@ class StreamingEntry:
     def __post_init__(self) -> None:
         if self.graph != "temporal_stream" or self.dtype != "float32" or self.initial != "zeros":
             raise ValueError("the stream state is the temporal_stream graph's float32 state, starting from zeros")
+        if self.layout not in (STREAM_LAYOUT, LEGACY_STREAM_LAYOUT):
+            raise ValueError(
+                f"unknown state layout {self.layout!r}; known are {STREAM_LAYOUT!r} and the older "
+                f"{LEGACY_STREAM_LAYOUT!r}"
+            )
         if self.state_size < 1 or self.receptive_field < 1:
             raise ValueError(f"state_size and receptive_field must be >= 1 ({self.state_size}, {self.receptive_field})")
         offset = 0
@@ -384,6 +403,7 @@ class Manifest:
         self._check_graphs()
         if self.schema_version >= 2:
             self._check_complete()
+        self._check_version_rules()
 
     def _check_models(self) -> None:
         if not self.models:
@@ -415,7 +435,7 @@ class Manifest:
             or len(set(self.precisions)) != len(self.precisions)
         ):
             raise ValueError(f"precisions must start with fp32 and not repeat, got {[str(p) for p in self.precisions]}")
-        variants = {key for _, graph in self.graphs.items() for key in graph.variants} - {TENSORRT_INT8}
+        variants = {key for _, graph in self.graphs.items() for key in graph.variants} - set(INT8_FORMS[1:])
         if variants != set(self.precisions):
             raise ValueError(
                 f"precisions {sorted(map(str, self.precisions))} differ from the graphs' variants {sorted(variants)}"
@@ -451,6 +471,21 @@ class Manifest:
         detector = self.graphs.face_detector
         if detector is not None and detector.detector_spec is None:
             raise ValueError("graphs.face_detector: missing key 'detector_spec'")
+
+    def _check_version_rules(self) -> None:
+        """What changed in version 3: the state layout, and ``int8_avx2`` (7-bit) only beside ``int8`` (full range)."""
+        current = self.schema_version >= 3
+        expected = STREAM_LAYOUT if current else LEGACY_STREAM_LAYOUT
+        if self.streaming.layout != expected:
+            raise ValueError(f"streaming.layout must be {expected!r} in schema version {self.schema_version}")
+        for role, graph in self.graphs.items():
+            cpu_forms = {INT8_CPU, INT8_CPU_AVX2} & set(graph.variants)
+            if current and cpu_forms == {INT8_CPU_AVX2}:
+                raise ValueError(
+                    f"graphs.{role}: int8_avx2 (7-bit weights, for CPUs without VNNI) comes with int8 (full range)"
+                )
+            if not current and INT8_CPU_AVX2 in cpu_forms:
+                raise ValueError(f"graphs.{role}: int8_avx2 exists from schema version 3")
 
     @property
     def multimodal(self) -> bool:

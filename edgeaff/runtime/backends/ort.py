@@ -5,6 +5,12 @@ INT8 only when asked for, its engine cache enabled in ``<engine cache>/ort-trt/<
 ort-<version>/`` (a changed graph, precision or ONNX Runtime, which pins the TensorRT it was built against, gets a
 fresh directory: ONNX Runtime's own cache never invalidates, onnxruntime#22244) and a persistent timing cache.
 Explicit ``provider_options`` override these defaults key by key.
+
+CPU threads: ``threads`` sets the intra-op pool (inter-op stays 1: the graphs are chains, and the pipeline runs one
+graph at a time); ``spinning`` sets ``session.intra_op.allow_spinning``, whether the pool's threads busy-wait for
+the next parallel section instead of sleeping. Spinning saves a wake-up per section but burns the cores other
+stages need between calls (decoding, face tracking, the prefetch thread); :mod:`edgeaff.runtime.backends.cpu_threads`
+holds the measured defaults. :attr:`OrtRunner.settings` reads back what the session really got.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ PROVIDERS = {
     "ort-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "ort-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
+
+SPINNING_KEY = "session.intra_op.allow_spinning"
 
 _ORT_TYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
@@ -118,6 +126,7 @@ class OrtRunner(Runner):
         cache_dir: engine cache root for the TensorRT EP (``None``: ``engine_cache_dir()``).
         profiles: ``{input: (min, opt, max)}`` for the TensorRT EP's optimisation profile.
         device_id: CUDA device ordinal for the CUDA and TensorRT EPs.
+        spinning: let the intra-op threads spin between parallel sections (``None``: ONNX Runtime's default, on).
 
     Raises (on ``__enter__``):
         MissingDependencyError: onnxruntime is not installed.
@@ -136,6 +145,7 @@ class OrtRunner(Runner):
         cache_dir: str | Path | None = None,
         profiles: Mapping[str, Any] | None = None,
         device_id: int = 0,
+        spinning: bool | None = None,
     ) -> None:
         super().__init__()
         if backend not in PROVIDERS:
@@ -152,6 +162,7 @@ class OrtRunner(Runner):
         self.path = Path(path)
         self.backend = backend
         self.threads = threads
+        self.spinning = spinning
         self.provider_options = {k: dict(v) for k, v in (provider_options or {}).items()}
         self.name = f"{backend}:{self.path.name}"
         self._session: Any = None
@@ -175,6 +186,8 @@ class OrtRunner(Runner):
         if self.threads is not None:
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+        if self.spinning is not None:
+            options.add_session_config_entry(SPINNING_KEY, "1" if self.spinning else "0")
         options.log_severity_level = 3
         defaults = gpu_provider_options(
             self.backend,
@@ -199,6 +212,20 @@ class OrtRunner(Runner):
     def deactivate(self) -> None:
         """Release the session."""
         self._session = None
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What the open session was given: ``{"threads", "spinning"}`` (``None`` where ONNX Runtime's default
+        applies), read back from the session's own options."""
+        if self._session is None:
+            raise RuntimeError(f"{self.name}: the runner is not open")
+        options = self._session.get_session_options()
+        threads = int(options.intra_op_num_threads) or None
+        try:
+            spin: str | None = str(options.get_session_config_entry(SPINNING_KEY))
+        except RuntimeError:  # never set: ONNX Runtime's default
+            spin = None
+        return {"threads": threads, "spinning": None if spin is None else spin == "1"}
 
     @property
     def inputs(self) -> list[TensorSpec]:

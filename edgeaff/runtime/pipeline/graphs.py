@@ -82,8 +82,7 @@ class GraphSet:
             spec = FaceDetectorSpec.from_dict(entry.detector_spec)
         else:  # a schema-1 bundle: the spec is the .json beside the graph
             spec = FaceDetectorSpec.load(self.bundle.graphs["face_detector"].file().with_suffix(".json"))
-        threads = options.backend.threads or 1
-        runner, choice = graph_runner(self.bundle, "face_detector", options.backend, threads=threads)
+        runner, choice = graph_runner(self.bundle, "face_detector", options.backend)
         self.choices["face_detector"] = choice
         return FaceStage(DnnFaceDetector(spec, runner), keypoint_names=spec.keypoints, options=stage_options)
 

@@ -1,0 +1,57 @@
+"""CPU threads per graph session, and whether they spin: the defaults, chosen by the cores present and measured.
+
+ONNX Runtime's own default is one intra-op thread per *physical* core of the machine, whatever CPUs the process
+may use (a container limited to two CPUs of a 64-core host would start 64 threads that fight over two). edgeaff
+sizes every session by :func:`~edgeaff.runtime.limits.usable_cores` instead (the process's affinity mask), except
+the graphs that run on small inputs one frame at a time:
+
+=====================  =========  ===================================================================================
+graph                  threads    why
+=====================  =========  ===================================================================================
+``visual``, ``vggish``  all cores  batches of crops or log-mel examples: large convolutions that split well
+``temporal``           all cores  a 300-frame window
+``temporal_stream``    1          one frame per call: thousands of tiny nodes; waking a second thread for each costs
+                                  more than it saves (median 1.2-1.9× slower with 2 threads on 2 cores)
+``face_detector``      1          one 128×128 image per call, every few frames
+=====================  =========  ===================================================================================
+
+``--threads N`` (``BackendOptions.threads``) overrides the count for every graph.
+
+Spinning (``session.intra_op.allow_spinning``): off by default. With it on, the pool's threads keep a core busy
+after every parallel section waiting for the next; between graph calls the pipeline decodes, tracks faces and
+computes audio features on those cores (in a prefetch thread, see :mod:`edgeaff.runtime.io.prefetch`), and
+spinning threads slow that work down. ``BackendOptions.spinning=True`` turns it back on (e.g. a dedicated machine
+running only the graphs).
+"""
+
+from __future__ import annotations
+
+from edgeaff.runtime.limits import usable_cores
+
+SERIAL_ROLES = frozenset({"temporal_stream", "face_detector"})
+"""Graphs that run with one thread unless ``--threads`` says otherwise (see the module docstring)."""
+
+DEFAULT_SPINNING = False
+"""Whether intra-op threads spin when nothing asks otherwise (see the module docstring)."""
+
+
+def graph_threads(role: str | None, requested: int | None = None) -> int:
+    """Intra-op threads for the session of graph ``role``.
+
+    Args:
+        role: the bundle graph (``visual``, ``vggish``, ``temporal``, ``temporal_stream``, ``face_detector``);
+            ``None`` for any other graph (all cores).
+        requested: ``--threads``, which wins when given.
+
+    Example:
+        >>> graph_threads("temporal_stream")
+        1
+    """
+    if requested is not None:
+        return requested
+    return 1 if role in SERIAL_ROLES else usable_cores()
+
+
+def graph_spinning(requested: bool | None = None) -> bool:
+    """Whether the intra-op threads spin: ``requested`` when given, else :data:`DEFAULT_SPINNING`."""
+    return DEFAULT_SPINNING if requested is None else bool(requested)
