@@ -91,7 +91,18 @@ def stale_temporary(file_name: str) -> bool:
         return True
     except OSError:  # the process exists but belongs to someone else
         return False
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has ended but not been reaped yet (a killed worker whose parent is gone, in a container whose
+    first process does not reap orphans): it signals like a live process but will never finish its file."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux) or gone meanwhile: the signal test above decides
+    fields = stat.rsplit(")", 1)[-1].split()
+    return bool(fields) and fields[0] in ("Z", "X")
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str], names: Iterable[str]) -> list[Path]:

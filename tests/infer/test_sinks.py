@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from process_tools import wait_for
 
 from edgeaff.runtime import Mode, Prediction, SourceInfo, SourceKind
 from edgeaff.runtime.files import atomic_output, stale_temporary
@@ -162,3 +163,17 @@ def test_multi_face_sinks_write_a_track_column_and_one_abaw_file_per_track(tmp_p
     live = RunContext(SourceInfo(SourceKind.CAMERA, "0", "cam", True, False, None, 30.0, None), Mode.STREAM,
                       ("valence", "arousal"), (), 48, tracks=True)  # fmt: skip
     assert not TrackSubmissionSink.applies(live)
+
+
+def test_a_temporary_of_an_unreaped_zombie_is_stale(tmp_path: Path) -> None:
+    # a killed worker whose parent is gone stays a zombie where the container's first process does not reap it
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        assert wait_for(lambda: stat.read_text().rsplit(")", 1)[1].split()[0] == "Z", 30), "the child did not end"
+        orphan = tmp_path / f".clip.csv.{child.pid}.abcd1234.tmp"
+        orphan.write_text("half")
+        assert stale_temporary(orphan.name)
+        assert remove_stale_temporaries(tmp_path, "clip") == [orphan]
+    finally:
+        child.wait()
