@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeaff.bench import compare, components
+from edgeaff.bench import compare, components, efficiency
+from edgeaff.bench.peak import Peaks, measure_peaks
 from edgeaff.bench.pipeline import PipelineSession, measure_pipeline
 from edgeaff.bench.report import build_document
 from edgeaff.bench.stamp import device_stamp, load_average, make_stamp
@@ -26,10 +27,11 @@ from edgeaff.runtime import (
     Mode,
     PipelineOptions,
     Source,
+    graph_threads,
     load_bundle,
     open_source,
 )
-from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
 
 SYNTHETIC_ENSEMBLE_FRAMES = 600
 
@@ -51,6 +53,8 @@ class BenchOptions:
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar``.
         detect_every: detect at least every N frames and track in between.
         compare: run the side-by-side comparisons.
+        peak: measure the machine's practical peaks first and report each graph's fraction of them
+            (:mod:`edgeaff.bench.peak`, :mod:`edgeaff.bench.efficiency`).
     """
 
     source: str | None = None
@@ -62,6 +66,7 @@ class BenchOptions:
     face_detector: DetectorKind = DetectorKind.DNN
     detect_every: int = 10
     compare: bool = True
+    peak: bool = True
 
     def __post_init__(self) -> None:
         _ = self.pipeline_options  # validates mode, batch, detector and detection interval
@@ -147,6 +152,7 @@ def run_bench(
     skipped: list[compare.Skipped] = []
     notes: list[str] = []
     end_to_end = None
+    peaks = _measure_peaks(options, echo, skipped) if options.peak else None
     crops = None
     if options.source is not None:
         uri = options.source
@@ -201,6 +207,12 @@ def run_bench(
         found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=options.visual_batch, gpu=gpu)
         comparisons += found
         skipped += missing
+    counts = _count_graphs(bundle, backend, echo, skipped)
+    offline_run = offline or options.source is None
+    report = efficiency.efficiency(
+        counts=counts, stages=stages, peaks=peaks, offline=offline_run, end_to_end=end_to_end
+    )
+    settings["threads_per_graph"] = _threads_per_graph(bundle, backend)
     stamp = make_stamp(settings=settings, load_before=load_before, machine=machine)
     return build_document(
         stamp=stamp,
@@ -209,7 +221,45 @@ def run_bench(
         comparisons=[c.to_dict() for c in comparisons],
         skipped=[s.to_dict() for s in skipped],
         notes=notes,
+        peaks=None if peaks is None else peaks.to_dict(),
+        efficiency=report if counts else None,
     )
+
+
+def _measure_peaks(options: BenchOptions, echo: Callable[[str], None], skipped: list[compare.Skipped]) -> Peaks | None:
+    echo("the machine's practical peak (GEMM and convolution at each precision)")
+    try:
+        peaks = measure_peaks(options.backend, echo=echo)
+    except MissingDependencyError as exc:
+        skipped.append(compare.Skipped("peaks and fractions of peak", str(exc)))
+        return None
+    skipped += [compare.Skipped(f"peak {name}", why) for name, why in peaks.skipped.items()]
+    return peaks
+
+
+def _count_graphs(
+    bundle: Bundle, backend: BackendOptions, echo: Callable[[str], None], skipped: list[compare.Skipped]
+) -> dict[str, efficiency.GraphCount]:
+    items = {"visual": "face crop", "vggish": "log-mel example", "temporal": "frame of a window",
+             "temporal_stream": "frame"}  # fmt: skip
+    echo("FLOPs per graph")
+    counts = {}
+    for role, item in items.items():
+        if role not in bundle.graphs:
+            continue
+        try:
+            counts[role] = efficiency.count_graph(bundle, role, backend, item=item)
+        except MissingDependencyError as exc:
+            skipped.append(compare.Skipped("FLOPs and GOP/s per graph", str(exc)))
+            return {}
+    return counts
+
+
+def _threads_per_graph(bundle: Bundle, backend: BackendOptions) -> dict[str, int] | None:
+    if backend.backend.gpu:
+        return None
+    roles = ("visual", "vggish", "temporal", "temporal_stream", "face_detector")
+    return {role: graph_threads(role, backend.threads) for role in roles if role in bundle.graphs}
 
 
 def _stack(crops: list[Any]) -> Any:
