@@ -9,28 +9,15 @@ never imported.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import platform
 import resource
 import sys
-from pathlib import Path
 from typing import Any
 
-from edgeaff.runtime.cpu import describe_isa, isa_summary
+from edgeaff.runtime.cpu import cpu_model, describe_isa, isa_summary
 from edgeaff.runtime.versions import versions as runtime_versions
-
-
-# Distributions whose versions are worth recording when installed (first found wins for each key).
-def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name (``/proc/cpuinfo``; on ARM boards without one, the machine type)."""
-    with contextlib.suppress(OSError):
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
-                return value.strip()
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> list[float] | None:

@@ -4,6 +4,7 @@ What a CPU executes well decides how fast a graph runs on it: INT8 convolutions 
 AVX-VNNI, AMX), about 2× with AVX2's ``vpmaddubsw`` only, and ONNX Runtime's signed×signed INT8 kernels are slow
 everywhere. Benchmarks stamp these flags next to their numbers, and the runtime may choose a graph variant by them.
 
+* :func:`cpu_model`: the model name;
 * :func:`cpu_flags`: the raw flag names of the first processor (x86 ``flags``, Arm ``Features``), lower case.
 * :func:`isa_summary`: the extensions that matter for inference, each a yes/no, and the best INT8 dot-product
   instruction (``int8_dot``), e.g. ``{"arch": "x86_64", "avx2": True, "avx512": True, "vnni": True, ...}``.
@@ -41,6 +42,16 @@ _ARM = {
     "fp16": ("asimdhp", "fphp"),
     "sve": ("sve",),
 }
+
+
+def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+    """The CPU's model name (``/proc/cpuinfo``; on ARM boards without one, the machine type)."""
+    with contextlib.suppress(OSError):
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("model name", "Model", "Hardware", "cpu model") and value.strip():
+                return value.strip()
+    return platform.processor() or platform.machine()
 
 
 def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
