@@ -25,7 +25,7 @@ from edgeaff.runtime.artifacts.bundle import Bundle
 from edgeaff.runtime.artifacts.manifest import ModelKind
 from edgeaff.runtime.audio.frame_audio import FrameAudio
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.faces import FaceStage
+from edgeaff.runtime.faces import FaceResult, FaceStage
 from edgeaff.runtime.faces.image import black_face, resize_face
 from edgeaff.runtime.io.sources import SourceGap, SourceInfo, VideoFrame
 from edgeaff.runtime.pipeline.ensemble import CausalCccCentering, ccc_centering
@@ -37,6 +37,7 @@ from edgeaff.runtime.pipeline.prediction import Box, Prediction
 from edgeaff.runtime.pipeline.spool import ImageSpool
 from edgeaff.runtime.pipeline.temporal import GrowingArray, StreamingTemporal, WindowedTemporal
 from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime.pipeline.tuning import DEFAULTS
 
 # Columns of the offline frame log: index, time, face, audio, box (x0, y0, x1, y1).
 _LOG_COLUMNS = 8
@@ -118,15 +119,21 @@ class FrameProcessor:
         self._log: GrowingArray | None = None
         self.spool: ImageSpool | None = None
         self._temporal(graphs)
+        visual_batch, vggish_batch = options.visual_batch(mode), DEFAULTS["vggish"]
+        if mode is Mode.OFFLINE and options.batch is None:
+            visual_batch = graphs.batch("visual").batch
+            vggish_batch = graphs.batch("vggish").batch if needs_audio else vggish_batch
         self.features = FeatureStage(
             visual=graphs.runner("visual"),
             vggish=graphs.runner("vggish") if needs_audio else None,
             audio=self.audio,
             emit=self._emit_offline if mode is Mode.OFFLINE else self._emit_stream,
             timer=timer,
-            visual_batch=options.visual_batch(mode),
+            visual_batch=visual_batch,
+            vggish_batch=vggish_batch,
             on_stall=self._audio_stalled,
         )
+        self.adaptive_batch = options.adaptive_batch(mode)
 
     def _temporal(self, graphs: GraphSet) -> None:
         """The windows and frame log (offline), or the streaming graph's state and the causal mergers (stream)."""
@@ -155,29 +162,50 @@ class FrameProcessor:
         """The audio ended (frames after it take the clamped last rows)."""
         self.features.end_audio()
 
-    def add_gap(self, gap: SourceGap) -> None:
+    def prepare(self, item: object) -> FaceResult | None:
+        """The work on a source item that depends only on the items before it, done ahead (possibly in a prefetch
+        thread, in order): a frame's face stage; a gap forgets the followed subject. Pass the result on to
+        :meth:`add_frame` / :meth:`add_gap` with ``prepared=True``."""
+        if isinstance(item, SourceGap):
+            if self.faces is not None:
+                self.faces.reset()
+            return None
+        if isinstance(item, VideoFrame) and not self.aligned_faces:
+            assert self.faces is not None
+            with self.timer.measure("face"):
+                return self.faces.process(item.image, item.t_s)
+        return None
+
+    def add_gap(self, gap: SourceGap, *, prepared: bool = False) -> None:
         """A live source dropped and reconnected: the next frame starts afresh (temporal state zero, subject
-        searched anew); the fold ensembling keeps its statistics."""
+        searched anew); the fold ensembling keeps its statistics. ``prepared``: :meth:`prepare` saw the gap."""
         self.gaps.append(gap)
         self._gap_pending = True
-        if self.faces is not None:
+        if self.faces is not None and not prepared:
             self.faces.reset()
         self.notes.note(
             f"{self.info.uri}: the stream was lost for {gap.duration_s:.1f} s ({gap.reason.value}; "
             f"{gap.attempts} reconnect attempt(s)); the frame after the gap is flagged gap=1"
         )
 
-    def add_frame(self, frame: VideoFrame) -> None:
-        """One decoded frame (BGR), in order."""
+    def add_frame(self, frame: VideoFrame, face: FaceResult | None = None, *, more: bool = False) -> None:
+        """One decoded frame (BGR), in order.
+
+        Args:
+            frame: the frame.
+            face: its face stage result from :meth:`prepare`, when that ran ahead.
+            more: further frames are already waiting to be added. In stream mode without a fixed ``batch`` the
+                visual graph runs on the frames gathered so far as soon as none is waiting (one frame per call while
+                the pipeline keeps up, larger batches while it catches up).
+        """
         box: Box | None = None
         if self.aligned_faces:
             found = frame.face_found and frame.face is not None
             crop = resize_face(frame.face, self.crop_size) if found and frame.face is not None else None
             crop = crop if crop is not None else black_face(self.crop_size)
         else:
-            assert self.faces is not None
-            with self.timer.measure("face"):
-                result = self.faces.process(frame.image, frame.t_s)
+            result = face if face is not None else self.prepare(frame)
+            assert result is not None
             crop, found = result.crop, result.found
             if result.box is not None:
                 box = (float(result.box[0]), float(result.box[1]), float(result.box[2]), float(result.box[3]))
@@ -195,6 +223,12 @@ class FrameProcessor:
         self.first_t = frame.t_s if self.first_t is None else self.first_t
         self.last_t = frame.t_s
         self.features.add_frame(state)
+        if self.adaptive_batch and not more:
+            self.features.flush()
+
+    def flush(self) -> None:
+        """Embed the frames waiting for a visual batch now (stream mode: nothing more is waiting to be read)."""
+        self.features.flush()
 
     # -- output --------------------------------------------------------------------------------------------------
 
