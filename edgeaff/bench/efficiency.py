@@ -14,7 +14,9 @@ peak** is ``bound_ms / total_ms``: 1.0 means the graph ran as fast as the machin
 
 End to end, the graph stages of the pipeline together give the FLOPs per frame, the achieved GOP/s over the whole
 wall time and the **bound frames/s**: how many frames per second the machine would process if the graphs ran at
-the peak and everything else (decoding, faces, audio features, Python) took no time.
+the peak and everything else (decoding, faces, audio features, Python) took no time. The **INT8 bound** is the same
+with every graph held against the INT8 peaks (as if all of them were quantised), the best case an INT8 bundle can
+reach on this machine.
 """
 
 from __future__ import annotations
@@ -133,14 +135,20 @@ def peak_for(peaks: Peaks, precision: str, kind: str) -> tuple[float | None, str
     return None, f"no {precision} peak was measured on {peaks.engine}"
 
 
-def bound_ms(split: Mapping[tuple[str, str], float], items: float, peaks: Peaks) -> tuple[float | None, list[str]]:
-    """Milliseconds ``items`` items of a graph with FLOPs ``split`` take at the peaks (``None``: a peak is missing)."""
+def bound_ms(
+    split: Mapping[tuple[str, str], float], items: float, peaks: Peaks, *, as_precision: str | None = None
+) -> tuple[float | None, list[str]]:
+    """Milliseconds ``items`` items of a graph with FLOPs ``split`` take at the peaks (``None``: a peak is missing).
+
+    ``as_precision``: hold every node against that precision's peaks instead of its own (e.g. ``int8``: the bound
+    if every graph were quantised).
+    """
     total = 0.0
     notes: list[str] = []
     for (precision, kind), flops in split.items():
         if flops <= 0:
             continue
-        peak, note = peak_for(peaks, precision, kind)
+        peak, note = peak_for(peaks, as_precision or precision, kind)
         if note:
             notes.append(note)
         if peak is None or peak <= 0:
@@ -176,6 +184,7 @@ def efficiency(
     per_stage: dict[str, dict[str, Any]] = {}
     pipeline_flops = 0.0
     pipeline_bound: float | None = 0.0
+    int8_bound: float | None = 0.0
     for stage, (role, item) in stage_graphs(offline).items():
         entry, count = stages.get(stage), counts.get(role)
         if entry is None or count is None or not entry.get("frames") or not entry.get("total_ms"):
@@ -207,6 +216,8 @@ def efficiency(
         if entry.get("where") == "pipeline":
             pipeline_flops += flops
             pipeline_bound = None if bound is None or pipeline_bound is None else pipeline_bound + bound
+            quantised = None if peaks is None else bound_ms(count.split, frames, peaks, as_precision="int8")[0]
+            int8_bound = None if quantised is None or int8_bound is None else int8_bound + quantised
     whole: dict[str, Any] | None = None
     if end_to_end and end_to_end.get("frames") and end_to_end.get("wall_s") and pipeline_flops > 0:
         frames, wall_ms = float(end_to_end["frames"]), float(end_to_end["wall_s"]) * 1000.0
@@ -216,6 +227,8 @@ def efficiency(
             "fraction_of_peak": None if not pipeline_bound else pipeline_bound / wall_ms,
             "bound_frames_per_s": None if not pipeline_bound else frames / (pipeline_bound / 1000.0),
             "bound_ms_per_frame": None if not pipeline_bound else pipeline_bound / frames,
+            "int8_bound_frames_per_s": None if not int8_bound else frames / (int8_bound / 1000.0),
+            "fraction_of_int8_bound": None if not int8_bound else int8_bound / wall_ms,
         }
     return {
         "graphs": {role: count.to_dict() for role, count in counts.items()},

@@ -144,7 +144,7 @@ def _check(value: Any) -> str:
 
 def _settings_line(settings: Mapping[str, Any]) -> str:
     keys = ("backend", "precision", "mode", "models", "folds", "dimensions", "backbone", "shared_trunk",
-            "visual_batch", "window", "hop", "threads", "face_detector", "detect_every")  # fmt: skip
+            "visual_batch", "isolated_batch", "window", "hop", "threads", "face_detector", "detect_every")  # fmt: skip
     return ", ".join(f"{k} {settings[k]}" for k in keys if settings.get(k) is not None)
 
 
@@ -168,6 +168,17 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
             f"- source: {source.get('uri')} ({source.get('width')}x{source.get('height')}, {source.get('fps')} fps, "
             f"{source.get('frames')} frames, audio {source.get('audio')})"
         )
+    batches = settings.get("batches")
+    if batches:
+        tuned = batches.get("tuning") or {}
+        sources = ", ".join(f"{role} {choice['source']}" for role, choice in tuned.items())
+        lines.append(
+            f"- batches: visual {batches.get('visual')}, vggish {batches.get('vggish')}"
+            f"{' (stream: the frames waiting, up to this)' if batches.get('adaptive') else ''}"
+            f"{f' ({sources})' if sources else ''}; prefetch {batches.get('prefetch')}"
+        )
+    if settings.get("threads_per_graph"):
+        lines.append("- threads per graph: " + ", ".join(f"{k} {v}" for k, v in settings["threads_per_graph"].items()))
     machine = stamp.get("machine", {})
     if machine.get("isa_line"):
         lines.append(f"- CPU instruction sets: {machine['isa_line']}")
@@ -297,7 +308,9 @@ def render_peak_markdown(document: Mapping[str, Any]) -> list[str]:
                 f"End to end: {whole['graph_flops_per_frame'] / 1e9:.2f} GFLOP of graphs per frame, "
                 f"{_gops(whole['gops'])} GOP/s over the whole run, **{_fraction(whole['fraction_of_peak'])} of peak**; "
                 f"at the peaks, with nothing else taking time, the graphs would allow "
-                f"{_number(whole['bound_frames_per_s'], 1)} frames/s.",
+                f"{_number(whole['bound_frames_per_s'], 1)} frames/s "
+                f"({_number(whole.get('int8_bound_frames_per_s'), 1)} with every graph at the INT8 peaks: this run "
+                f"reached {_fraction(whole.get('fraction_of_int8_bound'))} of that INT8 bound).",
             ]
         lines += [f"- {note}" for note in report.get("notes", [])]
         lines.append("")

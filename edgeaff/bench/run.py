@@ -34,6 +34,7 @@ from edgeaff.runtime import (
 from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
 
 SYNTHETIC_ENSEMBLE_FRAMES = 600
+ISOLATED_BATCH = 16  # crops / examples per call of the isolated network stages and comparisons, unless --batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,9 @@ class BenchOptions:
             stages, pairs for comparisons.
         pair_repeats: a separate budget for isolated stages and comparisons (``None``: ``repeats``); their calls
             take milliseconds where a pass over the source takes seconds.
-        visual_batch: face crops per visual graph call (offline mode; stream mode uses 1).
+        visual_batch: face crops per visual graph call (``None``: the runtime's choice, i.e. the batch measured for
+            this machine offline and the frames waiting in stream mode; the isolated stages and comparisons then
+            use :data:`ISOLATED_BATCH`).
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar``.
         detect_every: detect at least every N frames and track in between.
         compare: run the side-by-side comparisons.
@@ -62,7 +65,7 @@ class BenchOptions:
     mode: Mode = Mode.OFFLINE
     repeats: Repeats = dataclasses.field(default_factory=Repeats)
     pair_repeats: Repeats | None = None
-    visual_batch: int = 16
+    visual_batch: int | None = None
     face_detector: DetectorKind = DetectorKind.DNN
     detect_every: int = 10
     compare: bool = True
@@ -79,7 +82,7 @@ class BenchOptions:
             mode=Mode.parse(self.mode),
             face_detector=DetectorKind.parse(self.face_detector),
             detect_every=self.detect_every,
-            batch=self.visual_batch if Mode.parse(self.mode) is Mode.OFFLINE else 1,
+            batch=self.visual_batch,
         )
 
 
@@ -133,13 +136,15 @@ def run_bench(
         )
     repeats = options.repeats
     calls = options.pair_repeats or repeats
+    isolated = options.visual_batch or ISOLATED_BATCH
     offline = Mode.parse(options.mode) is Mode.OFFLINE
     settings: dict[str, Any] = {
         "backend": backend.backend.value,
         "precision": str(backend.precision),
         "mode": Mode.parse(options.mode).value if options.source else None,
         **bundle_settings(bundle),
-        "visual_batch": options.visual_batch if offline else 1,
+        "visual_batch": options.visual_batch,
+        "isolated_batch": options.visual_batch or ISOLATED_BATCH,
         "threads": backend.threads,
         "face_detector": DetectorKind.parse(options.face_detector).value if options.source else None,
         "detect_every": options.detect_every if options.source else None,
@@ -178,6 +183,7 @@ def run_bench(
             "frames": summary["frames"], "audio": info.has_audio,
         }  # fmt: skip
         settings["graphs"] = summary.get("graphs")
+        settings["batches"] = summary.get("batches")
         settings["face_counts"] = (summary.get("face_detector") or {}).get("counts")
         if info.has_audio and bundle.multimodal:
             echo("isolated: MFCC and log-mel front ends")
@@ -185,7 +191,7 @@ def run_bench(
             stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
     else:
         echo(f"network stages on synthetic inputs ({backend.backend.value}, {backend.precision})")
-        stages |= _stats(components.network_stages(bundle, backend, calls, batch=options.visual_batch), "isolated")
+        stages |= _stats(components.network_stages(bundle, backend, calls, batch=isolated), "isolated")
         stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
         for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):
             skipped.append(compare.Skipped(what, "no --source: only the network stages ran, on synthetic inputs"))
@@ -197,14 +203,14 @@ def run_bench(
         stages["temporal_window"] = {"where": "isolated", **stream.b.to_dict()}
         echo("side by side: precisions")
         found, missing = compare.precision_comparisons(
-            bundle, backend, calls, batch=options.visual_batch, crops=None if crops is None else _stack(crops)
+            bundle, backend, calls, batch=isolated, crops=None if crops is None else _stack(crops)
         )
         comparisons += found
         skipped += missing
         if len(bundle.precisions) == 1:
             skipped.append(compare.Skipped("precision comparisons", "the bundle has FP32 graphs only"))
         gpu = machine["gpu"] is not None
-        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=options.visual_batch, gpu=gpu)
+        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=isolated, gpu=gpu)
         comparisons += found
         skipped += missing
     counts = _count_graphs(bundle, backend, echo, skipped)

@@ -59,7 +59,14 @@ def bench_command(
         int, typer.Option("--warmup", metavar="N", help="Untimed repetitions first (pipeline: passes over 64 frames).")
     ] = 2,
     threads: ThreadsOpt = None,
-    batch: Annotated[int, typer.Option("--batch", help="Face crops per visual graph call (offline mode).")] = 16,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            help="Face crops per visual graph call (default: the runtime's: measured for this machine offline, the "
+            "frames waiting in stream mode; 16 for the isolated stages).",
+        ),
+    ] = None,
     face_detector: FaceDetectorOpt = "dnn",
     detect_every: DetectEveryOpt = 10,
     no_compare: Annotated[

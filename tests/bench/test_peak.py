@@ -127,5 +127,8 @@ def test_stage_and_end_to_end_fractions() -> None:
     # pipeline graph stages only: 510 GFLOP over 10 s; bound 2000 + 200 ms → 22%, 100 frames in 2.2 s
     assert whole["gops"] == pytest.approx(51.0) and whole["fraction_of_peak"] == pytest.approx(0.22)
     assert whole["bound_frames_per_s"] == pytest.approx(100 / 2.2) and whole["graph_flops_per_frame"] == 5.1e9
+    # all at the INT8 peaks (400 GOP/s for both kinds here): 510 GOP / 400 = 1.275 s
+    assert whole["int8_bound_frames_per_s"] == pytest.approx(100 / 1.275)
+    assert whole["fraction_of_int8_bound"] == pytest.approx(1.275 / 10.0)
     stream = efficiency(counts=counts, stages=stages, peaks=None, offline=False, end_to_end=None)
     assert "temporal" not in stream["stages"] and stream["stages"]["visual"]["fraction_of_peak"] is None
