@@ -2,10 +2,11 @@
 
 A real-time target needs a source that does not wait for the pipeline. :class:`PacedSource` replays a media file in
 real time: each frame is released at its presentation time and each audio chunk when its last sample would have
-been captured, by a background reader that drops the oldest waiting frame when the pipeline falls behind (the
-runtime's own :class:`~edgeaff.runtime.io.live_reader.LiveReader`, as for cameras and network streams). The pipeline
-runs in stream mode (its defaults: prefetch thread, frames batched only while they wait) and every prediction's
-latency is measured from its frame's release.
+been captured, in that order (a file source delivers its audio ahead of the frames; a camera does not), by a
+background reader that drops the oldest waiting frame when the pipeline falls behind (the runtime's own
+:class:`~edgeaff.runtime.io.live_reader.LiveReader`, as for cameras and network streams). The pipeline runs in
+stream mode (its defaults: prefetch thread, frames batched only while they wait) and every prediction's latency is
+measured from its frame's release.
 
 It keeps up when no frame was dropped and every frame got its prediction. Multimodal predictions are final only
 when the frame's VGGish example is complete, 0.975 s of audio after the frame (the reference's look-ahead), so their
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import heapq
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -36,6 +38,9 @@ from edgeaff.runtime import AudioChunk, Pipeline, SourceInfo, VideoFrame, load_b
 from edgeaff.runtime.files import atomic_output
 from edgeaff.runtime.io.live_reader import LiveReader
 from edgeaff.runtime.io.sources import SourceItem
+
+AUDIO_RATE = 16000.0  # the sources' audio rate (AudioChunk)
+REORDER_S = 3.0  # how far (in source seconds) items are read ahead to release them in capture order
 
 
 class PacedSource:
@@ -69,22 +74,39 @@ class PacedSource:
             self._reader.stop()
         self._inner.__exit__(exc_type, exc, tb)
 
-    def _produce(self, stopping: Callable[[], bool]) -> Iterator[SourceItem]:
-        start: float | None = None
+    def _due(self) -> Iterator[tuple[float, SourceItem]]:
+        """The file's items, each with the seconds after the start at which a camera would deliver it."""
         first_t: float | None = None
         samples = 0
-        rate = 16000.0
         for item in self._inner:
-            if stopping():
-                return
             if isinstance(item, VideoFrame):
                 first_t = item.t_s if first_t is None else first_t
-                due = item.t_s - first_t
+                yield item.t_s - first_t, item
             elif isinstance(item, AudioChunk):
                 samples += item.samples.size
-                due = samples / rate
+                yield samples / AUDIO_RATE, item  # when its last sample would have been captured
             else:
-                due = 0.0
+                yield 0.0, item
+
+    def _produce(self, stopping: Callable[[], bool]) -> Iterator[SourceItem]:
+        # A file source delivers its audio up to 1.25 s ahead of the frames; a camera delivers both as they are
+        # captured. Items are read up to REORDER_S ahead of the next one due and released in order of due time.
+        pending: list[tuple[float, int, SourceItem]] = []
+        items = self._due()
+        latest, count, exhausted = 0.0, 0, False
+        start: float | None = None
+        while not stopping():
+            while not exhausted and (not pending or latest < pending[0][0] + REORDER_S):
+                entry = next(items, None)
+                if entry is None:
+                    exhausted = True
+                    break
+                latest = max(latest, entry[0])
+                heapq.heappush(pending, (entry[0], count, entry[1]))
+                count += 1
+            if not pending:
+                return
+            due, _, item = heapq.heappop(pending)
             start = time.perf_counter() if start is None else start
             wait = start + due / self.speed - time.perf_counter()
             if wait > 0:
