@@ -38,6 +38,19 @@ def test_measured_time_per_item_follows_the_call(monkeypatch: pytest.MonkeyPatch
     assert pick_batch(timings) == 16
 
 
+def test_a_disturbed_round_does_not_decide(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(tuning.time, "perf_counter", lambda: clock[0])
+    calls = [0]
+
+    def call(batch: int) -> None:  # 1 ms per item, but batch 8 is slowed 10× in two of its three rounds
+        calls[0] += 1
+        clock[0] += 0.001 * batch * (10 if calls[0] in (5, 8) else 1)
+
+    timings = measure_batches(call, candidates=(4, 8), rounds=3)
+    assert timings == {4: pytest.approx(1.0), 8: pytest.approx(1.0)}  # the fastest round of each (a median: 10)
+
+
 def test_a_measurement_is_cached_per_machine_and_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EDGEAFF_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(tuning, "quiet_machine", lambda: True)

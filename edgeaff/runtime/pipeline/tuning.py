@@ -4,16 +4,18 @@ How many crops (or log-mel examples) one graph call should take depends on the m
 kernels, its thread count. Larger batches amortise per-call costs and let the kernels block better, up to a point;
 on a 2-core AVX-512 machine the 12-network IR-50 visual graph ran 8-12% faster per frame at batch 64 than at 16.
 
-:func:`tuned_batches` measures each graph at :data:`CANDIDATES` on synthetic inputs (one untimed call each, then
-:data:`ROUNDS` rounds in alternating order, so load drifts hit every candidate alike), keeps the median
-milliseconds per item, and picks the **smallest** batch within :data:`TOLERANCE` of the fastest (a larger batch
-holds more frames and memory for nothing). The result is cached in ``<cache dir>/tuning/<key>.json`` (the
-per-machine cache of :func:`edgeaff.runtime.engines.paths.cache_dir`), keyed by the graph file's sha256, backend,
-precision, threads, spinning, CPU model and instruction-set flags and the ONNX Runtime version: the first offline
-run of a bundle on a machine pays for the measurement (seconds for the 12-network IR-50 bundle), every later run
-reads the file. Delete the ``tuning`` folder to measure again. A measurement taken while the machine is
-oversubscribed (its 1-minute load average above the cores this process may use) holds for the process only and is
-not cached, so a busy moment is not remembered as the machine's character; nor is one that cannot be written.
+:func:`tuned_batch` measures each graph at :data:`CANDIDATES` on synthetic inputs (one untimed call each, then
+:data:`ROUNDS` rounds in alternating order, so load drifts hit every candidate alike), keeps the fastest round's
+milliseconds per item (other work on the machine only ever slows a call, so the fastest is the least disturbed; a
+median of three rounds on a shared 2-core machine once made batch 8 look 3.7× faster than 16), and picks the
+**smallest** batch within :data:`TOLERANCE` of the fastest (a larger batch holds more frames and memory for
+nothing). The result is cached in ``<cache dir>/tuning/<key>.json`` (the per-machine cache of
+:func:`edgeaff.runtime.engines.paths.cache_dir`), keyed by the graph file's sha256, backend, precision, threads,
+spinning, CPU model and instruction-set flags and the ONNX Runtime version: the first offline run of a bundle on a
+machine pays for the measurement (seconds for the 12-network IR-50 bundle), every later run reads the file. Delete
+the ``tuning`` folder to measure again. A measurement taken while the machine is oversubscribed (its 1-minute load
+average above the cores this process may use) holds for the process only and is not cached, so a busy moment is not
+remembered as the machine's character; nor is one that cannot be written.
 
 Stream mode does not use these: a live frame never waits for others (see ``PipelineOptions.batch``).
 """
@@ -58,7 +60,7 @@ class BatchChoice:
         role: ``visual`` or ``vggish``.
         batch: items per call.
         source: ``measured`` (now), ``cache`` (an earlier measurement on this machine) or ``default``.
-        ms_per_item: median milliseconds per item at each candidate batch (empty for ``default``).
+        ms_per_item: the fastest round's milliseconds per item at each candidate batch (empty for ``default``).
         key: the cache key.
     """
 
@@ -92,6 +94,7 @@ def tuning_key(bundle: Bundle, role: str, choice: GraphChoice, options: BackendO
         "flags": sorted(cpu_flags()),
         "onnxruntime": versions(["onnxruntime"]).get("onnxruntime"),
         "candidates": list(CANDIDATES),
+        "method": "fastest-round",  # a change of method measures again
     }
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -99,7 +102,8 @@ def tuning_key(bundle: Bundle, role: str, choice: GraphChoice, options: BackendO
 def measure_batches(
     call: Callable[[int], object], *, candidates: tuple[int, ...] = CANDIDATES, rounds: int = ROUNDS
 ) -> dict[int, float]:
-    """Median milliseconds per item of ``call(batch)`` at each candidate (alternating order per round)."""
+    """The fastest round's milliseconds per item of ``call(batch)`` at each candidate (alternating order per
+    round)."""
     for batch in candidates:
         call(batch)
     samples: dict[int, list[float]] = {batch: [] for batch in candidates}
@@ -109,7 +113,7 @@ def measure_batches(
             start = time.perf_counter()
             call(batch)
             samples[batch].append((time.perf_counter() - start) * 1000.0 / batch)
-    return {batch: float(np.median(values)) for batch, values in samples.items()}
+    return {batch: float(min(values)) for batch, values in samples.items()}
 
 
 def pick_batch(ms_per_item: Mapping[int, float], *, tolerance: float = TOLERANCE) -> int:
