@@ -17,7 +17,7 @@ predictions are compared (they must agree within 1e-4).
 Usage::
 
     python benchmarks/reference_speed.py --bundle BUNDLE --trial PREPARED/TRIAL CHECKPOINT... [--pairs 3]
-        [--threads 2] [--json OUT.json] [--markdown OUT.md]
+        [--threads N] [--json OUT.json] [--markdown OUT.md]
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from edgeaff.bench.stats import Repeats, time_interleaved
 from edgeaff.runtime import BackendOptions, Mode, PipelineOptions, load_bundle
 from edgeaff.runtime.artifacts.prepared import load_trial_arrays
 from edgeaff.runtime.io.prepared_trial import PreparedTrialSource
+from edgeaff.runtime.limits import usable_cores
 from edgeaff.runtime.pipeline.ensemble import ccc_centering
 from edgeaff.runtime.pipeline.plan import plan_models
 from edgeaff.runtime.pipeline.windows import OverlapAverager, window_starts
@@ -181,7 +182,7 @@ def main() -> int:
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--trial", type=Path, required=True, help="a prepared trial directory")
     parser.add_argument("--pairs", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=usable_cores(), help="threads (default: the usable cores)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()

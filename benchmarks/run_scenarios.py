@@ -3,18 +3,24 @@
 Builds what the scenarios need in ``--work`` (reused by later runs): the synthetic dataset (``edgeaff synth`` +
 ``edgeaff prepare``), random-weight fold checkpoints and their bundles. Then, each in its own process:
 
-* ``[[bench]]``: ``edgeaff bench`` (torch-free) on the synthetic video;
+* ``[[bench]]``: ``edgeaff bench`` (torch-free) on the synthetic video, with the machine's measured peak and each
+  graph's fraction of it;
+* ``[[live]]``: ``live_speed.py``, the video replayed at its frame rate as a live source, stream mode;
 * ``[[reference]]``: ``reference_speed.py``, the runtime against reference-style PyTorch;
 * ``[[shared_trunk]]``: the bundle's shared-trunk visual graph against one with a whole backbone per model;
 * ``[ceilings]``: ``jetson_ceilings.py``, FLOPs and Jetson ceilings.
 
-Results go to ``benchmarks/results/<device>/<name>.json`` and ``.md``, and ``README.md`` there lists the targets and
-where each stands.
+Results go to ``benchmarks/results/<device>/<name>.json`` and ``.md``; ``README.md`` there lists the targets and
+where each stands, and the speed section of the repository's ``README.md`` is regenerated from them
+(``readme_speed.py``; ``--no-readme`` leaves it alone).
 
 Usage::
 
     python benchmarks/run_scenarios.py [--device cpu-2core] [--work /tmp/edgeaff-bench-work] [--only NAME ...]
-        [--threads 2] [--index-only]
+        [--threads N] [--index-only] [--no-readme]
+
+``--threads`` defaults to the runtime's choice (every core for the large graphs, one for the streaming step and the
+face detector); give a number to pin every graph to it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import assets  # noqa: E402  (the sibling module, importable once HERE is on the path)
+import readme_speed  # noqa: E402
 import results_index  # noqa: E402
 
 
@@ -91,14 +98,20 @@ class Workspace:
         )  # fmt: skip
 
 
-def run_bench(space: Workspace, scenario: dict[str, Any], out: Path, threads: int) -> None:
+def _threads(threads: int | None) -> list[str]:
+    return [] if threads is None else ["--threads", str(threads)]
+
+
+def run_bench(space: Workspace, scenario: dict[str, Any], out: Path, threads: int | None) -> None:
     """One ``edgeaff bench`` scenario."""
     bundle = space.bundle(scenario["bundle"])
     command = [sys.executable, "-m", "edgeaff.cli", "bench", "--bundle", str(bundle), "--source", str(space.source)]
     command += ["--precision", scenario.get("precision", "fp32"), "--mode", scenario.get("mode", "offline")]
     command += ["--iterations", str(scenario.get("iterations", 1)), "--warmup", str(scenario.get("warmup", 1))]
-    command += ["--pairs", str(scenario.get("pairs", 10)), "--threads", str(threads)]
-    command += ["--detect-every", str(scenario.get("detect_every", 10)), "--batch", str(scenario.get("batch", 16))]
+    command += ["--pairs", str(scenario.get("pairs", 10)), *_threads(threads)]
+    command += ["--detect-every", str(scenario.get("detect_every", 10))]
+    if "batch" in scenario:
+        command += ["--batch", str(scenario["batch"])]
     if not scenario.get("compare", True):
         command.append("--no-compare")
     name = scenario["name"]
@@ -106,22 +119,32 @@ def run_bench(space: Workspace, scenario: dict[str, Any], out: Path, threads: in
     _run(command, out / "logs" / f"{name}.log")
 
 
-def run_reference(space: Workspace, scenario: dict[str, Any], out: Path, threads: int) -> None:
+def run_live(space: Workspace, scenario: dict[str, Any], out: Path, threads: int | None) -> None:
+    """One live replay in stream mode (``live_speed.py``)."""
+    name = scenario["name"]
+    command = [sys.executable, str(HERE / "live_speed.py"), "--bundle", str(space.bundle(scenario["bundle"]))]
+    command += ["--source", str(space.source), "--precision", scenario.get("precision", "int8"), *_threads(threads)]
+    command += ["--speed", str(scenario.get("speed", 1.0)), "--warmup", str(scenario.get("warmup", 60))]
+    command += ["--json", str(out / f"{name}.json"), "--markdown", str(out / f"{name}.md")]
+    _run(command, out / "logs" / f"{name}.log")
+
+
+def run_reference(space: Workspace, scenario: dict[str, Any], out: Path, threads: int | None) -> None:
     """One runtime-vs-PyTorch scenario."""
     bundle = space.bundle(scenario["bundle"])
     name = scenario["name"]
     command = [sys.executable, str(HERE / "reference_speed.py"), *map(str, space.checkpoints(scenario["bundle"]))]
     command += ["--bundle", str(bundle), "--trial", str(space.trial), "--pairs", str(scenario.get("pairs", 3))]
-    command += ["--threads", str(threads), "--json", str(out / f"{name}.json"), "--markdown", str(out / f"{name}.md")]
+    command += [*_threads(threads), "--json", str(out / f"{name}.json"), "--markdown", str(out / f"{name}.md")]
     _run(command, out / "logs" / f"{name}.log")
 
 
-def run_shared_trunk(space: Workspace, scenario: dict[str, Any], out: Path, threads: int) -> None:
+def run_shared_trunk(space: Workspace, scenario: dict[str, Any], out: Path, threads: int | None) -> None:
     """Shared trunk + tails against one whole backbone per model, same crops, same outputs."""
     command = [sys.executable, str(HERE / "shared_trunk_speed.py"), *map(str, space.checkpoints(scenario["bundle"]))]
     command += ["--bundle", str(space.bundle(scenario["bundle"])), "--trial", str(space.trial)]
     command += ["--batch", str(scenario.get("batch", 16)), "--pairs", str(scenario.get("pairs", 5))]
-    command += ["--work", str(space.work / "per-fold"), "--threads", str(threads)]
+    command += ["--work", str(space.work / "per-fold"), *_threads(threads)]
     name = scenario["name"]
     command += ["--json", str(out / f"{name}.json"), "--markdown", str(out / f"{name}.md")]
     _run(command, out / "logs" / f"{name}.log")
@@ -143,8 +166,9 @@ def main() -> int:
     parser.add_argument("--device", default="cpu-2core", help="results folder name for this machine")
     parser.add_argument("--work", type=Path, default=Path("/tmp/edgeaff-bench-work"))
     parser.add_argument("--only", nargs="*", help="scenario names to run (default: all)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--index-only", action="store_true", help="only rewrite README.md from the results there")
+    parser.add_argument("--threads", type=int, default=None, help="threads per graph (default: the runtime's)")
+    parser.add_argument("--index-only", action="store_true", help="only rewrite the READMEs from the results there")
+    parser.add_argument("--no-readme", action="store_true", help="leave the repository's README.md alone")
     args = parser.parse_args()
     config = tomllib.loads(args.scenarios.read_text())
     out = HERE / "results" / args.device
@@ -158,6 +182,8 @@ def main() -> int:
         space = Workspace(config, args.work)
         for scenario in filter(chosen, config.get("bench", [])):
             run_bench(space, scenario, out, args.threads)
+        for scenario in filter(chosen, config.get("live", [])):
+            run_live(space, scenario, out, args.threads)
         for scenario in filter(chosen, config.get("reference", [])):
             run_reference(space, scenario, out, args.threads)
         for scenario in filter(chosen, config.get("shared_trunk", [])):
@@ -168,6 +194,9 @@ def main() -> int:
         (out / "scenarios.json").write_text(json.dumps(config, indent=2) + "\n")
     results_index.write_index(out, args.device)
     print(f"wrote {out / 'README.md'}")
+    if not args.no_readme:
+        changed = readme_speed.update_readme(REPO / "README.md", readme_speed.render_section(out, args.device))
+        print(f"{'updated' if changed else 'unchanged'}: the speed section of {REPO / 'README.md'}")
     return 0
 
 

@@ -7,7 +7,7 @@ must be equal (the trunks are bit-identical), and the ratio is the per-model gra
 Usage::
 
     python benchmarks/shared_trunk_speed.py CHECKPOINT... --bundle BUNDLE --trial PREPARED/TRIAL [--batch 16]
-        [--pairs 5] [--threads 2] [--work DIR] [--json OUT.json] [--markdown OUT.md]
+        [--pairs 5] [--threads N] [--work DIR] [--json OUT.json] [--markdown OUT.md]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from edgeaff.bench.report import build_document, render_markdown, write_json, wr
 from edgeaff.bench.stamp import load_average, make_stamp
 from edgeaff.bench.stats import Repeats
 from edgeaff.runtime.artifacts.bundle import load_bundle
+from edgeaff.runtime.limits import usable_cores
 from edgeaff.train.checkpoint import load_checkpoint
 
 
@@ -45,7 +46,7 @@ def main() -> int:
     parser.add_argument("--trial", type=Path, required=True)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=usable_cores(), help="threads (default: the usable cores)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/edgeaff-bench-work/per-fold"))
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)

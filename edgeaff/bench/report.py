@@ -80,6 +80,8 @@ def build_document(
     skipped: list[Mapping[str, str]],
     notes: list[str],
     checks: Mapping[str, Any] | None = None,
+    peaks: Mapping[str, Any] | None = None,
+    efficiency: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The benchmark document.
 
@@ -92,6 +94,9 @@ def build_document(
         skipped: ``{"what", "why"}`` for measurements that did not run.
         notes: remarks (precision fallbacks, missing audio, ...).
         checks: other named results worth a line each (e.g. the max abs difference of two implementations).
+        peaks: :meth:`edgeaff.bench.peak.Peaks.to_dict`, the machine's measured peaks (``None``: not measured).
+        efficiency: :func:`edgeaff.bench.efficiency.efficiency`, achieved GOP/s and fractions of peak per graph
+            stage and end to end (``None``: FLOPs not counted).
     """
     ordered = {name: {**stages[name], "description": describe_stage(name)} for name in stage_order(list(stages))}
     return {
@@ -103,6 +108,8 @@ def build_document(
         "comparisons": [dict(c) for c in comparisons],
         "skipped": [dict(s) for s in skipped],
         "checks": dict(checks or {}),
+        "peaks": None if peaks is None else dict(peaks),
+        "efficiency": None if efficiency is None else dict(efficiency),
         "notes": [*notes, LOAD_NOTE],
     }
 
@@ -137,7 +144,7 @@ def _check(value: Any) -> str:
 
 def _settings_line(settings: Mapping[str, Any]) -> str:
     keys = ("backend", "precision", "mode", "models", "folds", "dimensions", "backbone", "shared_trunk",
-            "visual_batch", "window", "hop", "threads", "face_detector", "detect_every")  # fmt: skip
+            "visual_batch", "isolated_batch", "window", "hop", "threads", "face_detector", "detect_every")  # fmt: skip
     return ", ".join(f"{k} {settings[k]}" for k in keys if settings.get(k) is not None)
 
 
@@ -161,6 +168,20 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
             f"- source: {source.get('uri')} ({source.get('width')}x{source.get('height')}, {source.get('fps')} fps, "
             f"{source.get('frames')} frames, audio {source.get('audio')})"
         )
+    batches = settings.get("batches")
+    if batches:
+        tuned = batches.get("tuning") or {}
+        sources = ", ".join(f"{role} {choice['source']}" for role, choice in tuned.items())
+        lines.append(
+            f"- batches: visual {batches.get('visual')}, vggish {batches.get('vggish')}"
+            f"{' (stream: the frames waiting, up to this)' if batches.get('adaptive') else ''}"
+            f"{f' ({sources})' if sources else ''}; prefetch {batches.get('prefetch')}"
+        )
+    if settings.get("threads_per_graph"):
+        lines.append("- threads per graph: " + ", ".join(f"{k} {v}" for k, v in settings["threads_per_graph"].items()))
+    machine = stamp.get("machine", {})
+    if machine.get("isa_line"):
+        lines.append(f"- CPU instruction sets: {machine['isa_line']}")
     lines += [f"- versions: {versions}", "", f"_{LOAD_NOTE}_", ""]
     e2e = document.get("end_to_end")
     if e2e:
@@ -177,6 +198,7 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
             f"| {_number(e2e['peak_rss_mib'], 0)} |",
             "",
         ]
+    lines += render_peak_markdown(document)
     fps = (source or {}).get("fps") or 30.0
     if document.get("checks"):
         lines += ["## Checks", ""] + [f"- {k}: {_check(v)}" for k, v in document["checks"].items()] + [""]
@@ -231,6 +253,70 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
     return "\n".join(lines) + "\n"
 
 
+def _gops(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _fraction(value: Any) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def render_peak_markdown(document: Mapping[str, Any]) -> list[str]:
+    """The peaks and the fraction-of-peak tables (empty when neither was measured)."""
+    lines: list[str] = []
+    peaks = document.get("peaks")
+    if peaks:
+        threads = "" if peaks.get("threads") is None else f", {peaks['threads']} threads, spinning {peaks['spinning']}"
+        lines += [
+            "## Peaks",
+            "",
+            f"The machine's practical peak, measured at the start of this run ({peaks['engine']}{threads}; "
+            f"{'GPU time' if peaks.get('timing') == 'gpu' else 'wall time'} per call).",
+            "",
+            "| peak | ran | one call | peak GOP/s (fastest call) | mean GOP/s | calls |",
+            "|---|---|---|---|---|---|",
+        ]
+        for entry in peaks["entries"]:
+            lines.append(
+                f"| {entry['name']} | {entry['form']} | {entry['shape']} | **{_gops(entry['gops'])}** "
+                f"| {_gops(entry['mean_gops'])} | {entry['calls']} |"
+            )
+        lines.append("")
+    report = document.get("efficiency")
+    if report and report.get("stages"):
+        lines += [
+            "## Fraction of peak",
+            "",
+            "GOP/s = counted FLOPs (convolutions and matrix products) per second of the stage; fraction = the time the "
+            "stage would take at the measured peak of each node's precision and kind / the time it took.",
+            "",
+            "| stage | graph (file) | where | items | MFLOP per item | GOP/s | peak GOP/s | fraction of peak |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        graphs = report.get("graphs", {})
+        for stage, row in report["stages"].items():
+            file = graphs.get(row["graph"], {}).get("file", "")
+            lines.append(
+                f"| {stage} | {row['graph']} ({file}) | {row['where']} | {row['items']} {row['item']}s "
+                f"| {row['flops_per_item'] / 1e6:.1f} | {_gops(row['gops'])} | {_gops(row['peak_gops'])} "
+                f"| **{_fraction(row['fraction_of_peak'])}** |"
+            )
+        whole = report.get("end_to_end")
+        if whole:
+            lines += [
+                "",
+                f"End to end: {whole['graph_flops_per_frame'] / 1e9:.2f} GFLOP of graphs per frame, "
+                f"{_gops(whole['gops'])} GOP/s over the whole run, **{_fraction(whole['fraction_of_peak'])} of peak**; "
+                f"at the peaks, with nothing else taking time, the graphs would allow "
+                f"{_number(whole['bound_frames_per_s'], 1)} frames/s "
+                f"({_number(whole.get('int8_bound_frames_per_s'), 1)} with every graph at the INT8 peaks: this run "
+                f"reached {_fraction(whole.get('fraction_of_int8_bound'))} of that INT8 bound).",
+            ]
+        lines += [f"- {note}" for note in report.get("notes", [])]
+        lines.append("")
+    return lines
+
+
 def print_tables(document: Mapping[str, Any]) -> None:
     """Print the end-to-end line, the stage table and the comparisons on the terminal (rich)."""
     import shutil
@@ -271,6 +357,28 @@ def print_tables(document: Mapping[str, Any]) -> None:
                 _number(c["b"]["p50_ms"], 3), str(c["pairs"]),
             )  # fmt: skip
         console.print(pairs)
+    peaks = document.get("peaks")
+    if peaks:
+        console.print(
+            f"peaks ({peaks['engine']}): " + ", ".join(f"{e['name']} {e['gops']:.0f} GOP/s" for e in peaks["entries"])
+        )
+    report = document.get("efficiency")
+    if report and report.get("stages"):
+        rows = Table(title="fraction of peak (counted FLOPs)")
+        for column in ("stage", "graph", "MFLOP/item", "GOP/s", "peak GOP/s", "fraction"):
+            rows.add_column(column, justify="left" if column in ("stage", "graph") else "right")
+        for stage, row in report["stages"].items():
+            rows.add_row(
+                stage, row["graph"], f"{row['flops_per_item'] / 1e6:.1f}", _gops(row["gops"]),
+                _gops(row["peak_gops"]), _fraction(row["fraction_of_peak"]),
+            )  # fmt: skip
+        console.print(rows)
+        whole = report.get("end_to_end")
+        if whole:
+            console.print(
+                f"end to end: {_gops(whole['gops'])} GOP/s, {_fraction(whole['fraction_of_peak'])} of peak; the graphs "
+                f"alone at peak: {_number(whole['bound_frames_per_s'], 1)} frames/s"
+            )
     for item in document.get("skipped", []):
         console.print(f"not measured: {item['what']}: {item['why']}")
     for note in document.get("notes", []):

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeaff.bench import compare, components
+from edgeaff.bench import compare, components, efficiency
+from edgeaff.bench.peak import Peaks, measure_peaks
 from edgeaff.bench.pipeline import PipelineSession, measure_pipeline
 from edgeaff.bench.report import build_document
 from edgeaff.bench.stamp import device_stamp, load_average, make_stamp
@@ -26,12 +27,14 @@ from edgeaff.runtime import (
     Mode,
     PipelineOptions,
     Source,
+    graph_threads,
     load_bundle,
     open_source,
 )
-from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
 
 SYNTHETIC_ENSEMBLE_FRAMES = 600
+ISOLATED_BATCH = 16  # crops / examples per call of the isolated network stages and comparisons, unless --batch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +50,14 @@ class BenchOptions:
             stages, pairs for comparisons.
         pair_repeats: a separate budget for isolated stages and comparisons (``None``: ``repeats``); their calls
             take milliseconds where a pass over the source takes seconds.
-        visual_batch: face crops per visual graph call (offline mode; stream mode uses 1).
+        visual_batch: face crops per visual graph call (``None``: the runtime's choice, i.e. the batch measured for
+            this machine offline and the frames waiting in stream mode; the isolated stages and comparisons then
+            use :data:`ISOLATED_BATCH`).
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar``.
         detect_every: detect at least every N frames and track in between.
         compare: run the side-by-side comparisons.
+        peak: measure the machine's practical peaks first and report each graph's fraction of them
+            (:mod:`edgeaff.bench.peak`, :mod:`edgeaff.bench.efficiency`).
     """
 
     source: str | None = None
@@ -58,10 +65,11 @@ class BenchOptions:
     mode: Mode = Mode.OFFLINE
     repeats: Repeats = dataclasses.field(default_factory=Repeats)
     pair_repeats: Repeats | None = None
-    visual_batch: int = 16
+    visual_batch: int | None = None
     face_detector: DetectorKind = DetectorKind.DNN
     detect_every: int = 10
     compare: bool = True
+    peak: bool = True
 
     def __post_init__(self) -> None:
         _ = self.pipeline_options  # validates mode, batch, detector and detection interval
@@ -74,7 +82,7 @@ class BenchOptions:
             mode=Mode.parse(self.mode),
             face_detector=DetectorKind.parse(self.face_detector),
             detect_every=self.detect_every,
-            batch=self.visual_batch if Mode.parse(self.mode) is Mode.OFFLINE else 1,
+            batch=self.visual_batch,
         )
 
 
@@ -128,13 +136,15 @@ def run_bench(
         )
     repeats = options.repeats
     calls = options.pair_repeats or repeats
+    isolated = options.visual_batch or ISOLATED_BATCH
     offline = Mode.parse(options.mode) is Mode.OFFLINE
     settings: dict[str, Any] = {
         "backend": backend.backend.value,
         "precision": str(backend.precision),
         "mode": Mode.parse(options.mode).value if options.source else None,
         **bundle_settings(bundle),
-        "visual_batch": options.visual_batch if offline else 1,
+        "visual_batch": options.visual_batch,
+        "isolated_batch": options.visual_batch or ISOLATED_BATCH,
         "threads": backend.threads,
         "face_detector": DetectorKind.parse(options.face_detector).value if options.source else None,
         "detect_every": options.detect_every if options.source else None,
@@ -147,6 +157,7 @@ def run_bench(
     skipped: list[compare.Skipped] = []
     notes: list[str] = []
     end_to_end = None
+    peaks = _measure_peaks(options, echo, skipped) if options.peak else None
     crops = None
     if options.source is not None:
         uri = options.source
@@ -172,6 +183,7 @@ def run_bench(
             "frames": summary["frames"], "audio": info.has_audio,
         }  # fmt: skip
         settings["graphs"] = summary.get("graphs")
+        settings["batches"] = summary.get("batches")
         settings["face_counts"] = (summary.get("face_detector") or {}).get("counts")
         if info.has_audio and bundle.multimodal:
             echo("isolated: MFCC and log-mel front ends")
@@ -179,7 +191,7 @@ def run_bench(
             stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
     else:
         echo(f"network stages on synthetic inputs ({backend.backend.value}, {backend.precision})")
-        stages |= _stats(components.network_stages(bundle, backend, calls, batch=options.visual_batch), "isolated")
+        stages |= _stats(components.network_stages(bundle, backend, calls, batch=isolated), "isolated")
         stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
         for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):
             skipped.append(compare.Skipped(what, "no --source: only the network stages ran, on synthetic inputs"))
@@ -191,16 +203,22 @@ def run_bench(
         stages["temporal_window"] = {"where": "isolated", **stream.b.to_dict()}
         echo("side by side: precisions")
         found, missing = compare.precision_comparisons(
-            bundle, backend, calls, batch=options.visual_batch, crops=None if crops is None else _stack(crops)
+            bundle, backend, calls, batch=isolated, crops=None if crops is None else _stack(crops)
         )
         comparisons += found
         skipped += missing
         if len(bundle.precisions) == 1:
             skipped.append(compare.Skipped("precision comparisons", "the bundle has FP32 graphs only"))
         gpu = machine["gpu"] is not None
-        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=options.visual_batch, gpu=gpu)
+        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=isolated, gpu=gpu)
         comparisons += found
         skipped += missing
+    counts = _count_graphs(bundle, backend, echo, skipped)
+    offline_run = offline or options.source is None
+    report = efficiency.efficiency(
+        counts=counts, stages=stages, peaks=peaks, offline=offline_run, end_to_end=end_to_end
+    )
+    settings["threads_per_graph"] = _threads_per_graph(bundle, backend)
     stamp = make_stamp(settings=settings, load_before=load_before, machine=machine)
     return build_document(
         stamp=stamp,
@@ -209,7 +227,45 @@ def run_bench(
         comparisons=[c.to_dict() for c in comparisons],
         skipped=[s.to_dict() for s in skipped],
         notes=notes,
+        peaks=None if peaks is None else peaks.to_dict(),
+        efficiency=report if counts else None,
     )
+
+
+def _measure_peaks(options: BenchOptions, echo: Callable[[str], None], skipped: list[compare.Skipped]) -> Peaks | None:
+    echo("the machine's practical peak (GEMM and convolution at each precision)")
+    try:
+        peaks = measure_peaks(options.backend, echo=echo)
+    except MissingDependencyError as exc:
+        skipped.append(compare.Skipped("peaks and fractions of peak", str(exc)))
+        return None
+    skipped += [compare.Skipped(f"peak {name}", why) for name, why in peaks.skipped.items()]
+    return peaks
+
+
+def _count_graphs(
+    bundle: Bundle, backend: BackendOptions, echo: Callable[[str], None], skipped: list[compare.Skipped]
+) -> dict[str, efficiency.GraphCount]:
+    items = {"visual": "face crop", "vggish": "log-mel example", "temporal": "frame of a window",
+             "temporal_stream": "frame"}  # fmt: skip
+    echo("FLOPs per graph")
+    counts = {}
+    for role, item in items.items():
+        if role not in bundle.graphs:
+            continue
+        try:
+            counts[role] = efficiency.count_graph(bundle, role, backend, item=item)
+        except MissingDependencyError as exc:
+            skipped.append(compare.Skipped("FLOPs and GOP/s per graph", str(exc)))
+            return {}
+    return counts
+
+
+def _threads_per_graph(bundle: Bundle, backend: BackendOptions) -> dict[str, int] | None:
+    if backend.backend.gpu:
+        return None
+    roles = ("visual", "vggish", "temporal", "temporal_stream", "face_detector")
+    return {role: graph_threads(role, backend.threads) for role in roles if role in bundle.graphs}
 
 
 def _stack(crops: list[Any]) -> Any:

@@ -16,7 +16,7 @@ import resource
 import sys
 from typing import Any
 
-from edgeaff.runtime.cpu import cpu_model
+from edgeaff.runtime.cpu import cpu_model, describe_isa, isa_summary
 from edgeaff.runtime.versions import versions as runtime_versions
 
 
@@ -49,7 +49,9 @@ def cuda_version() -> str | None:
 
 
 def device_stamp() -> dict[str, Any]:
-    """The machine: CPU model and cores, GPU (first CUDA device), Jetson facts, operating system."""
+    """The machine: CPU model, cores and instruction-set extensions (``isa``: AVX2, AVX-512, VNNI, BF16, AMX or the
+    Arm equivalents, :func:`edgeaff.runtime.cpu.isa_summary`), GPU (first CUDA device, with its compute
+    capability), Jetson facts, operating system."""
     from edgeaff.doctor.probes import Host, probe_gpu, probe_jetson
 
     host = Host()
@@ -58,6 +60,7 @@ def device_stamp() -> dict[str, Any]:
     stamp: dict[str, Any] = {
         "cpu": cpu_model(),
         "cpu_cores": os.cpu_count(),
+        "isa": isa_summary(),
         "machine": platform.machine(),
         "os": platform.platform(),
         "gpu": None,
@@ -73,6 +76,7 @@ def device_stamp() -> dict[str, Any]:
             "power_mode": jetson.power_mode,
             "power_mode_id": jetson.power_mode_id,
         }
+    stamp["isa_line"] = describe_isa(stamp["isa"])
     stamp["device"] = describe_device(stamp)
     return stamp
 
@@ -84,7 +88,9 @@ def describe_device(stamp: dict[str, Any]) -> str:
         mode = f", power mode {jetson['power_mode']}" if jetson.get("power_mode") else ""
         return f"{jetson.get('model') or 'Jetson'}{mode}"
     if stamp.get("gpu"):
-        return f"{stamp['gpu']['name']} (CPU {stamp['cpu']}, {stamp['cpu_cores']} cores)"
+        gpu = stamp["gpu"]
+        capability = f"compute capability {gpu['compute_capability']}, " if gpu.get("compute_capability") else ""
+        return f"{gpu['name']} ({capability}CPU {stamp['cpu']}, {stamp['cpu_cores']} cores)"
     return f"CPU {stamp['cpu']}, {stamp['cpu_cores']} cores, no GPU"
 
 

@@ -59,11 +59,26 @@ def bench_command(
         int, typer.Option("--warmup", metavar="N", help="Untimed repetitions first (pipeline: passes over 64 frames).")
     ] = 2,
     threads: ThreadsOpt = None,
-    batch: Annotated[int, typer.Option("--batch", help="Face crops per visual graph call (offline mode).")] = 16,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            "--batch",
+            help="Face crops per visual graph call (default: the runtime's: measured for this machine offline, the "
+            "frames waiting in stream mode; 16 for the isolated stages).",
+        ),
+    ] = None,
     face_detector: FaceDetectorOpt = "dnn",
     detect_every: DetectEveryOpt = 10,
     no_compare: Annotated[
         bool, typer.Option("--no-compare", help="Skip the side-by-side comparisons (stream vs window, precisions).")
+    ] = False,
+    no_peak: Annotated[
+        bool,
+        typer.Option(
+            "--no-peak",
+            help="Skip measuring the machine's practical peak (GEMM and convolution per precision, a few seconds) and "
+            "the fractions of it.",
+        ),
     ] = False,
     engine_cache: EngineCacheOpt = None,
     device: DeviceOpt = None,
@@ -74,7 +89,8 @@ def bench_command(
         Path | None, typer.Option("--markdown", metavar="OUT.md", help="Write the results as Markdown tables.")
     ] = None,
 ) -> None:
-    """Time a bundle per stage and end to end (p50/p90/p99, frames/s, × real time) and side by side (torch-free)."""
+    """Time a bundle per stage and end to end (p50/p90/p99, frames/s, × real time) and side by side, against the
+    machine's measured peak (GOP/s and fraction of peak per graph; torch-free)."""
     from edgeaff.bench.report import print_tables, write_json, write_markdown
     from edgeaff.bench.run import BenchOptions, run_bench
     from edgeaff.bench.stats import Repeats
@@ -96,6 +112,7 @@ def bench_command(
         face_detector=DetectorKind.parse(face_detector),
         detect_every=detect_every,
         compare=not no_compare,
+        peak=not no_peak,
     )
     document = run_bench(bundle, options=options, echo=lambda line: typer.echo(line, err=True))
     print_tables(document)

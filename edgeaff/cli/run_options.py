@@ -94,7 +94,11 @@ ReconnectOpt = Annotated[
 ]
 BatchOpt = Annotated[
     int | None,
-    typer.Option("--batch", help="Frames per visual graph call, 1..64 (default 16 offline, 1 in stream mode)."),
+    typer.Option(
+        "--batch",
+        help="Frames per visual graph call, 1..64 (default: offline, measured once for this machine and bundle; "
+        "stream mode, the frames already waiting, up to 16).",
+    ),
 ]
 
 

@@ -110,3 +110,26 @@ def test_stream_mode_measures_every_frame_with_its_latency(
     assert latency is not None and 0 < latency["p50_ms"] <= latency["p99_ms"]
     stages = document["stages"]
     assert stages["temporal"]["frames"] == FACE_VIDEO_FRAMES  # one streaming step per frame, none skipped
+
+
+def test_peaks_fractions_and_isa_are_in_the_document(bench_document: dict) -> None:
+    """``edgeaff bench --json`` carries the measured peaks, achieved GOP/s and fractions per graph, and the ISA."""
+    peaks = bench_document["peaks"]
+    assert peaks["engine"] == "onnxruntime-cpu" and peaks["threads"] == 1
+    assert {e["name"] for e in peaks["entries"]} == {"fp32_matmul", "fp32_conv", "int8_matmul", "int8_conv"}
+    assert all(0 < e["mean_gops"] <= e["gops"] for e in peaks["entries"])
+    report = bench_document["efficiency"]
+    stages = bench_document["stages"]
+    for name in ("visual", "vggish", "temporal", "temporal_window", "temporal_step"):
+        row = report["stages"][name]
+        graph = report["graphs"][row["graph"]]
+        assert row["flops_per_item"] == graph["flops_per_item"] > 0
+        # achieved GOP/s is the counted FLOPs of the stage's items over its measured time
+        expected = row["flops_per_item"] * stages[name]["frames"] / stages[name]["total_ms"] / 1e6
+        assert row["gops"] == pytest.approx(expected) and row["fraction_of_peak"] > 0
+    assert report["stages"]["temporal"]["graph"] == "temporal"  # offline: the windowed graph
+    whole = report["end_to_end"]
+    assert whole["gops"] > 0 and 0 < whole["fraction_of_peak"] < 1 and whole["bound_frames_per_s"] > 0
+    machine = bench_document["stamp"]["machine"]
+    assert machine["isa"]["arch"] and machine["isa_line"]
+    assert bench_document["stamp"]["settings"]["threads_per_graph"]["temporal_stream"] == 1  # --threads 1

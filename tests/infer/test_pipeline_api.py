@@ -161,7 +161,9 @@ class CountingSource:
 
 def test_offline_yields_at_the_end_and_stream_as_it_goes(tiny_bundle: TinyBundle, face_video: Path) -> None:
     for mode in ("offline", "stream"):
-        with Pipeline(tiny_bundle.path, mode=mode) as pipeline:
+        # stream mode one frame per call and no read-ahead: nothing but the audio look-ahead holds a frame back
+        settings = {} if mode == "offline" else {"batch": 1, "prefetch": False}
+        with Pipeline(tiny_bundle.path, mode=mode, **settings) as pipeline:
             source = CountingSource(open_source(face_video))
             run = pipeline.run(source)
             first = next(run)

@@ -21,7 +21,10 @@ Spinning (``session.intra_op.allow_spinning``): off by default. With it on, the 
 after every parallel section waiting for the next; between graph calls the pipeline decodes, tracks faces and
 computes audio features on those cores (in a prefetch thread, see :mod:`edgeaff.runtime.io.prefetch`), and
 spinning threads slow that work down. ``BackendOptions.spinning=True`` turns it back on (e.g. a dedicated machine
-running only the graphs).
+running only the graphs). Measured 2026-12-05 with ``benchmarks/pipeline_ab.py`` (demo bundle, INT8, offline, 720
+frames; Intel Xeon with AVX-512/VNNI/AMX, 2 vCPUs, 1-minute load 9-11 from other work): spinning off 23.3 and 47.8
+frames/s, on 21.4 and 29.7, in alternating runs. Off was never the slower of a pair, but the spread is too wide on a
+loaded machine for a ratio; re-measure on a quiet one before changing the default.
 """
 
 from __future__ import annotations

@@ -193,6 +193,12 @@ class FeatureStage:
                 self._on_stall(len(self._pending))
             self._drain()
 
+    def flush(self) -> None:
+        """Embed the frames queued so far without waiting for a full batch, and let ready frames leave."""
+        if self._unembedded:
+            self._embed()
+            self._drain()
+
     def finish(self) -> None:
         """End of the source: embed what is left, end the audio, and let every frame leave."""
         self._embed()

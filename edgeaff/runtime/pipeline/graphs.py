@@ -8,14 +8,16 @@ each runner and the face stage as they open (``edgeaff bench`` times them that w
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Protocol
 
 from edgeaff.runtime.artifacts.bundle import Bundle, BundleError, GraphTensor
-from edgeaff.runtime.backends.base import Runner, TensorSpec
+from edgeaff.runtime.backends.base import Backend, Runner, TensorSpec
 from edgeaff.runtime.backends.graphs import GraphChoice, graph_runner
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import DetectorKind, FaceStage, FaceStageOptions
 from edgeaff.runtime.pipeline.options import PipelineOptions
+from edgeaff.runtime.pipeline.tuning import DEFAULTS, BatchChoice, tuned_batch
 
 
 class Instrument(Protocol):
@@ -33,12 +35,22 @@ class Instrument(Protocol):
 class GraphSet:
     """Entered runners by graph role and the face stage, opened on demand; :meth:`close` frees them all."""
 
-    def __init__(self, bundle: Bundle, options: PipelineOptions, *, instrument: Instrument | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        options: PipelineOptions,
+        *,
+        instrument: Instrument | None = None,
+        on_note: Callable[[str], None] | None = None,
+    ) -> None:
         self.bundle = bundle
         self.options = options
         self.instrument = instrument
+        self.on_note = on_note
         self.choices: dict[str, GraphChoice] = {}
+        self.batches: dict[str, BatchChoice] = {}
         self._runners: dict[str, Runner] = {}
+        self._entered: dict[str, Runner] = {}
         self._faces: FaceStage | None = None
         self._stack = contextlib.ExitStack()
 
@@ -49,8 +61,24 @@ class GraphSet:
             entered = self._stack.enter_context(runner)
             check_outputs(self.bundle, role, entered.outputs, choice.file)
             self.choices[role] = choice
+            self._entered[role] = entered
             self._runners[role] = self.instrument.runner(role, entered) if self.instrument else entered
         return self._runners[role]
+
+    def batch(self, role: str) -> BatchChoice:
+        """The offline batch of graph ``role`` (``visual`` or ``vggish``): measured once per machine and bundle and
+        cached (:mod:`edgeaff.runtime.pipeline.tuning`) when ``options.tune`` and the backend is ONNX Runtime on
+        the CPU or CUDA, else the default (TensorRT engines keep the batches their profiles were built for)."""
+        if role not in self.batches:
+            backend = self.options.backend
+            if self.options.tune and backend.backend in (Backend.ORT_CPU, Backend.ORT_CUDA):
+                self.runner(role)
+                self.batches[role] = tuned_batch(
+                    self.bundle, role, self._entered[role], self.choices[role], backend, on_note=self.on_note
+                )
+            else:
+                self.batches[role] = BatchChoice(role, DEFAULTS[role], "default", {})
+        return self.batches[role]
 
     def faces(self) -> FaceStage:
         """The entered face stage (``--face-detector``), its subject forgotten (call per source)."""
@@ -89,6 +117,7 @@ class GraphSet:
     def close(self) -> None:
         """Close every runner and the face stage."""
         self._runners.clear()
+        self._entered.clear()
         self._faces = None
         self._stack.close()
 

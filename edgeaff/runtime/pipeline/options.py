@@ -14,10 +14,12 @@ from edgeaff.runtime.backends.graphs import BackendOptions
 from edgeaff.runtime.choices import Choice
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import MAX_FACES, DetectorKind, FaceSelect, TrackOptions
+from edgeaff.runtime.limits import usable_cores
 from edgeaff.runtime.pipeline.ensemble import Clip
 
 MAX_VISUAL_BATCH = 64  # the engines' default profile for the visual graph
 OFFLINE_BATCH = 16  # face crops per visual graph call when processing a file
+STREAM_MAX_BATCH = 16  # stream mode: most frames gathered into one visual call while catching up
 MAX_DETECT_EVERY = 10_000
 DEFAULT_TRACK_TIMEOUT_S = TrackOptions().timeout_s
 
@@ -69,13 +71,22 @@ class PipelineOptions:
             a face found again before, near where it is expected, keeps its track.
         clip: where predictions are clipped to [-1, 1]: ``late`` (after ensembling), ``early`` (each model) or
             ``none``.
-        batch: frames per visual graph call (1..64); ``None``: 16 offline, 1 in stream mode. In stream mode a larger
-            batch trades latency (frames wait for the batch to fill) for throughput.
+        batch: frames per visual graph call (1..64). ``None``: offline, measured for this machine (``tune``, else
+            16); in stream mode the frames already
+            waiting, up to 16: a live source's frames that have arrived (one per call while the pipeline keeps up,
+            more while it catches up; no frame waits for others to arrive), a file's next 16 (they are all there).
+            A fixed batch in stream mode makes live frames wait for the batch to fill.
         per_model: attach each model's raw prediction to every :class:`Prediction` (``models``).
         images: attach the decoded frame (BGR) to every :class:`Prediction` (``image``), e.g. for drawing. Offline,
             frames wait for the end of the source: they are held JPEG-compressed in a temporary file (in
             ``spool_dir`` or the system's temporary folder) that is deleted when the run ends.
         spool_dir: where that temporary file goes.
+        tune: offline, without ``batch``: the visual and VGGish graphs' batch sizes are measured once per machine
+            and bundle and cached (:mod:`edgeaff.runtime.pipeline.tuning`; ONNX Runtime backends); ``False``: 16
+            and 32.
+        prefetch: read the source and run the face stage in a background thread, ahead of the graphs
+            (:class:`~edgeaff.runtime.io.prefetch.Prefetcher`; the same predictions). ``None``: when this process may
+            use two cores or more, where decoding and face tracking then overlap the graphs.
     """
 
     backend: BackendOptions = dataclasses.field(default_factory=BackendOptions)
@@ -92,6 +103,8 @@ class PipelineOptions:
     per_model: bool = False
     images: bool = False
     spool_dir: Path | None = None
+    tune: bool = True
+    prefetch: bool | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -132,5 +145,14 @@ class PipelineOptions:
         return int(limit[2]) if limit is not None else MAX_VISUAL_BATCH
 
     def visual_batch(self, mode: Mode) -> int:
-        """Frames per visual graph call in ``mode``."""
-        return self.batch or (OFFLINE_BATCH if mode is Mode.OFFLINE else 1)
+        """Most frames per visual graph call in ``mode`` (stream mode without ``batch``: a cap, see ``batch``)."""
+        return self.batch or (OFFLINE_BATCH if mode is Mode.OFFLINE else STREAM_MAX_BATCH)
+
+    def adaptive_batch(self, mode: Mode) -> bool:
+        """Whether the visual graph runs on whatever frames are waiting (stream mode without a fixed ``batch``)."""
+        return mode is Mode.STREAM and self.batch is None
+
+    @property
+    def prefetch_enabled(self) -> bool:
+        """Whether sources are read ahead in a background thread (``prefetch``, or by the cores present)."""
+        return self.prefetch if self.prefetch is not None else usable_cores() >= 2

@@ -51,7 +51,7 @@ class Pipeline:
         **settings: :class:`BackendOptions` fields (``backend``, ``precision``, ``threads``, ``device``,
             ``engine_cache``, ``shapes``) and :class:`PipelineOptions` fields (``mode``, ``face_detector``,
             ``haar_cascade``, ``detect_every``, ``face_select``, ``faces``, ``max_faces``, ``track_timeout_s``,
-            ``clip``, ``batch``, ``per_model``, ``images``, ``spool_dir``).
+            ``clip``, ``batch``, ``per_model``, ``images``, ``spool_dir``, ``tune``, ``prefetch``).
 
     Raises:
         BundleError: a missing, incomplete or tampered bundle, or graphs that differ from its manifest.
@@ -74,7 +74,7 @@ class Pipeline:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         check_precision(self.bundle, self.options.backend)
         self.on_note = on_note
-        self.graphs = GraphSet(self.bundle, self.options, instrument=instrument)
+        self.graphs = GraphSet(self.bundle, self.options, instrument=instrument, on_note=on_note)
         self._open = False
 
     def __enter__(self) -> Pipeline:

@@ -36,7 +36,7 @@ from edgeaff.runtime.artifacts.bundle import Bundle
 from edgeaff.runtime.artifacts.manifest import ModelKind
 from edgeaff.runtime.audio.frame_audio import FrameAudio
 from edgeaff.runtime.errors import InvalidInputError
-from edgeaff.runtime.faces import FaceStage, FaceTracks
+from edgeaff.runtime.faces import FaceResult, FaceStage, FaceTracks, TracksResult
 from edgeaff.runtime.faces.image import black_face, resize_face
 from edgeaff.runtime.io.sources import SourceGap, SourceInfo, VideoFrame
 from edgeaff.runtime.pipeline.features import AlignmentClock, FaceEntry, FeatureStage, FrameState, ReadyFrame
@@ -48,6 +48,7 @@ from edgeaff.runtime.pipeline.series import SubjectSeries
 from edgeaff.runtime.pipeline.spool import ImageSpool
 from edgeaff.runtime.pipeline.temporal import GrowingArray, WindowedTemporal
 from edgeaff.runtime.pipeline.timing import StageTimer
+from edgeaff.runtime.pipeline.tuning import DEFAULTS
 
 MAX_LISTED_TRACKS = 1000  # tracks the summary lists (the most recent); an endless stream keeps bounded memory
 # Columns of the offline log of frames without anybody (multi-face mode): ordinal, index, time, audio.
@@ -147,16 +148,22 @@ class FrameProcessor:
         self.spool: ImageSpool | None = None
         if not self.multi:
             self.series[None] = self._new_series(None)
+        visual_batch, vggish_batch = options.visual_batch(mode), DEFAULTS["vggish"]
+        if mode is Mode.OFFLINE and options.batch is None:
+            visual_batch = graphs.batch("visual").batch
+            vggish_batch = graphs.batch("vggish").batch if needs_audio else vggish_batch
         self.features = FeatureStage(
             visual=graphs.runner("visual"),
             vggish=graphs.runner("vggish") if needs_audio else None,
             audio=self.audio,
             emit=self._emit_offline if mode is Mode.OFFLINE else self._emit_stream,
             timer=timer,
-            visual_batch=options.visual_batch(mode),
+            visual_batch=visual_batch,
+            vggish_batch=vggish_batch,
             max_crops=options.max_crops(),
             on_stall=self._audio_stalled,
         )
+        self.adaptive_batch = options.adaptive_batch(mode)
 
     @property
     def windows(self) -> WindowedTemporal | None:
@@ -180,39 +187,65 @@ class FrameProcessor:
         """The audio ended (frames after it take the clamped last rows)."""
         self.features.end_audio()
 
-    def add_gap(self, gap: SourceGap) -> None:
+    def prepare(self, item: object) -> FaceResult | TracksResult | None:
+        """The work on a source item that depends only on the items before it, done ahead (possibly in a prefetch
+        thread, in order): a frame's face stage (every track's in multi-face mode); a gap forgets the followed
+        subject (ends every track). Pass the result on to :meth:`add_frame` / :meth:`add_gap` with
+        ``prepared=True``."""
+        if isinstance(item, SourceGap):
+            if self.tracks is not None:
+                self.tracks.reset()
+            elif self.faces is not None:
+                self.faces.reset()
+            return None
+        if isinstance(item, VideoFrame) and not self.aligned_faces:
+            assert self.faces is not None
+            with self.timer.measure("face"):
+                if self.tracks is not None:
+                    return self.tracks.process(item.image, item.t_s)
+                return self.faces.process(item.image, item.t_s)
+        return None
+
+    def add_gap(self, gap: SourceGap, *, prepared: bool = False) -> None:
         """A live source dropped and reconnected: the next frame starts afresh (temporal state zero, subject
         searched anew; multi-face mode: every track ends and faces get new tracks); the fold ensembling keeps its
-        statistics."""
+        statistics. ``prepared``: :meth:`prepare` saw the gap."""
         self.gaps.append(gap)
         self._gap_pending = True
-        if self.tracks is not None:
-            self.tracks.reset()
-        elif self.faces is not None:
-            self.faces.reset()
+        if not prepared:
+            self.prepare(gap)
         self.notes.note(
             f"{self.info.uri}: the stream was lost for {gap.duration_s:.1f} s ({gap.reason.value}; "
             f"{gap.attempts} reconnect attempt(s)); the frame after the gap is flagged gap=1"
         )
 
-    def add_frame(self, frame: VideoFrame) -> None:
-        """One decoded frame (BGR), in order."""
+    def add_frame(
+        self, frame: VideoFrame, face: FaceResult | TracksResult | None = None, *, more: bool = False
+    ) -> None:
+        """One decoded frame (BGR), in order.
+
+        Args:
+            frame: the frame.
+            face: its face stage result (one face, or every track in multi-face mode) from :meth:`prepare`, when
+                that ran ahead.
+            more: further frames are already waiting to be added. In stream mode without a fixed ``batch`` the
+                visual graph runs on the frames gathered so far as soon as none is waiting (one frame per call while
+                the pipeline keeps up, larger batches while it catches up).
+        """
         ended: tuple[int, ...] = ()
         if self.aligned_faces:
             found = frame.face_found and frame.face is not None
             crop = resize_face(frame.face, self.crop_size) if found and frame.face is not None else None
             entries = [FaceEntry(None, found, None, crop if crop is not None else black_face(self.crop_size))]
-        elif self.tracks is not None:
-            with self.timer.measure("face"):
-                tracked = self.tracks.process(frame.image, frame.t_s)
-            entries = [FaceEntry(t.track, t.face.found, _box(t.face.box), t.face.crop) for t in tracked.faces]
-            ended = tracked.ended
-            self._note_overflow()
         else:
-            assert self.faces is not None
-            with self.timer.measure("face"):
-                result = self.faces.process(frame.image, frame.t_s)
-            entries = [FaceEntry(None, result.found, _box(result.box), result.crop)]
+            result = face if face is not None else self.prepare(frame)
+            if isinstance(result, TracksResult):
+                entries = [FaceEntry(t.track, t.face.found, _box(t.face.box), t.face.crop) for t in result.faces]
+                ended = result.ended
+                self._note_overflow()
+            else:
+                assert result is not None
+                entries = [FaceEntry(None, result.found, _box(result.box), result.crop)]
         key = self.clock.key(frame.index, frame.t_s) if self.audio is not None else None
         keep_image = self.options.images and self.mode is Mode.STREAM
         state = FrameState(frame.index, frame.t_s, frame.arrival, entries, key, frame.audio_features,
@@ -228,6 +261,12 @@ class FrameProcessor:
         self.first_t = frame.t_s if self.first_t is None else self.first_t
         self.last_t = frame.t_s
         self.features.add_frame(state)
+        if self.adaptive_batch and not more:
+            self.features.flush()
+
+    def flush(self) -> None:
+        """Embed the frames waiting for a visual batch now (stream mode: nothing more is waiting to be read)."""
+        self.features.flush()
 
     # -- output --------------------------------------------------------------------------------------------------
 

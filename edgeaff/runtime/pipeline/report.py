@@ -87,6 +87,7 @@ def build_report(run: Reportable) -> dict[str, Any]:
         "latency_ms": _latency(run.timer),
         "audio_lookahead_ms": _lookahead_ms(processor) if processor.mode.value == "stream" else None,
         "buffers": _buffers(processor),
+        "batches": _batches(run),
         "windows": None if processor.windows is None else [list(w) for w in processor.windows.windows],
         "notes": list(processor.notes.notes),
         "warnings": list(processor.notes.warnings),
@@ -174,6 +175,18 @@ def _tracks(processor: FrameProcessor) -> dict[str, Any] | None:
         "first_frame_with_faces_left_out": tracks.overflow_frame,
         "frames_with_tracks": processor.with_tracks,
         "frames_without_tracks": processor.frames - processor.with_tracks,
+    }
+
+
+def _batches(run: Reportable) -> dict[str, Any]:
+    """Items per call of the visual and VGGish graphs, and where those sizes come from."""
+    processor, graphs = run.processor, run.pipeline.graphs
+    return {
+        "visual": processor.features.visual_batch,
+        "vggish": processor.features.vggish_batch,
+        "adaptive": processor.adaptive_batch,
+        "tuning": {role: choice.to_dict() for role, choice in graphs.batches.items()},
+        "prefetch": run.pipeline.options.prefetch_enabled,
     }
 
 

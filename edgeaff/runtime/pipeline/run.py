@@ -18,6 +18,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.faces import FaceResult
+from edgeaff.runtime.io.prefetch import Prefetcher
 from edgeaff.runtime.io.sources import (
     AudioChunk,
     LiveSource,
@@ -25,7 +27,9 @@ from edgeaff.runtime.io.sources import (
     Source,
     SourceGap,
     SourceInfo,
+    SourceItem,
     SourceTimeoutError,
+    VideoFrame,
 )
 from edgeaff.runtime.pipeline.options import Mode
 from edgeaff.runtime.pipeline.prediction import Prediction
@@ -76,6 +80,7 @@ class PipelineRun:
         self._stopped = False
         self._frames_read = 0
         self._generator: Iterator[Prediction] | None = None
+        self._prefetcher: Prefetcher | None = None
 
     # -- what is known once the source is open -------------------------------------------------------------------
 
@@ -153,6 +158,8 @@ class PipelineRun:
         if self._closed:
             return
         self._closed = True
+        if self._prefetcher is not None:
+            self._prefetcher.close()
         if self._processor is not None:
             self._processor.close()
         if self._entered:
@@ -176,29 +183,61 @@ class PipelineRun:
         finally:
             self.close()
 
+    def _record_read(self, item: object, milliseconds: float) -> None:
+        if isinstance(item, AudioChunk):
+            self.timer.add("audio_read", milliseconds, frames=0)
+        elif isinstance(item, VideoFrame):
+            self.timer.add("read", milliseconds)
+
+    def _items(self, processor: FrameProcessor) -> Iterator[tuple[SourceItem, FaceResult | None, bool]]:
+        """The source's items in order, each with its prepared face result and whether more frames are waiting.
+
+        With prefetching, a background thread reads the source and runs the face stage ahead
+        (:class:`~edgeaff.runtime.io.prefetch.Prefetcher`); otherwise both happen here, item by item. A file's or
+        folder's next frames always count as waiting (they are there to be read, so stream mode batches them the
+        same way on every run); a live source's only when they have arrived.
+        """
+        live = processor.info.live
+        if not self.pipeline.options.prefetch_enabled:
+            iterator = iter(self.source)
+            while True:
+                start = time.perf_counter()
+                item = next(iterator, None)
+                if item is None:
+                    return
+                self._record_read(item, (time.perf_counter() - start) * 1000.0)
+                yield item, None, not live
+        ahead = 4 if live else processor.features.visual_batch + 8
+        self._prefetcher = Prefetcher(
+            _first_frames(iter(self.source), self.max_frames), ahead=ahead, prepare=processor.prepare,
+            on_read=self._record_read,
+        )  # fmt: skip
+        for item, prepared in self._prefetcher:
+            yield item, prepared, not live or self._prefetcher.waiting > 0
+
     def _predictions(self) -> Iterator[Prediction]:
         processor = self.processor
         timeout: SourceTimeoutError | None = None
-        iterator = iter(self.source)
+        items = self._items(processor)
+        prefetched = self.pipeline.options.prefetch_enabled
         try:
             while not self._stopped:
-                start = time.perf_counter()
-                item = next(iterator, None)
-                elapsed = (time.perf_counter() - start) * 1000.0
-                if item is None:
+                entry = next(items, None)
+                if entry is None:
                     self.ended = "end_of_stream"
                     break
+                item, prepared, more = entry
                 if isinstance(item, AudioChunk):
-                    self.timer.add("audio_read", elapsed, frames=0)
                     processor.add_audio(item.samples)
                     if item.final:
                         processor.end_audio()
                     continue
                 if isinstance(item, SourceGap):
-                    processor.add_gap(item)
+                    processor.add_gap(item, prepared=prefetched)
                     continue
-                self.timer.add("read", elapsed)
-                processor.add_frame(item)
+                if not isinstance(item, VideoFrame):
+                    continue
+                processor.add_frame(item, prepared, more=more)
                 self._frames_read += 1
                 yield from self._ready(processor)
                 if self.max_frames is not None and self._frames_read >= self.max_frames:
@@ -245,3 +284,19 @@ class PipelineRun:
         from edgeaff.runtime.pipeline.report import build_report
 
         return build_report(self)
+
+
+def _first_frames(items: Iterator[SourceItem], limit: int | None) -> Iterator[SourceItem]:
+    """``items`` up to and including frame number ``limit`` (all of them for ``None``)."""
+    frames = 0
+    try:
+        for item in items:
+            yield item
+            if isinstance(item, VideoFrame):
+                frames += 1
+                if limit is not None and frames >= limit:
+                    return
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()

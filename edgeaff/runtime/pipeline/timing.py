@@ -4,7 +4,8 @@ A stage is timed per call (a call may process several frames, e.g. a batch of fa
 number of calls and frames, the mean and the 50th/90th/99th percentiles of the per-call milliseconds, the total,
 and the milliseconds per frame. Count, total and mean are exact. Percentiles are exact up to
 :data:`MAX_SAMPLES` calls per stage; beyond that they come from a uniform random sample of that many calls
-(reservoir sampling), so a stream that runs for days keeps a fixed amount of memory.
+(reservoir sampling), so a stream that runs for days keeps a fixed amount of memory. A timer may be fed from
+several threads (the prefetch thread times reading and faces while the main thread times the graphs).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import array
 import contextlib
 import random
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -55,6 +57,7 @@ class StageTimer:
 
     def __init__(self) -> None:
         self._stages: dict[str, _Stage] = {}
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def measure(self, stage: str, *, frames: int = 1) -> Iterator[None]:
@@ -66,11 +69,12 @@ class StageTimer:
             self.add(stage, (time.perf_counter() - start) * 1000.0, frames=frames)
 
     def add(self, stage: str, milliseconds: float, *, frames: int = 1) -> None:
-        """Record one call of ``stage`` that took ``milliseconds`` for ``frames`` frames."""
-        entry = self._stages.get(stage)
-        if entry is None:
-            entry = self._stages[stage] = _Stage(seed=len(self._stages))
-        entry.add(float(milliseconds), frames)
+        """Record one call of ``stage`` that took ``milliseconds`` for ``frames`` frames (thread-safe)."""
+        with self._lock:
+            entry = self._stages.get(stage)
+            if entry is None:
+                entry = self._stages[stage] = _Stage(seed=len(self._stages))
+            entry.add(float(milliseconds), frames)
 
     def stages(self) -> list[str]:
         """Stage names in the order they were first recorded."""
