@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -229,10 +230,18 @@ def _stop_processes(
                 events.finished(future.result())
     except BaseException:  # a second Ctrl-C: no more waiting
         pass
+    deadline = time.monotonic() + STOP_GRACE_S
+    try:  # a worker whose video ended may still be cleaning up: it gets the rest of the grace
+        for child in children:
+            child.join(max(0.0, deadline - time.monotonic()))
+    except BaseException:  # a second Ctrl-C: no more waiting
+        pass
     for child in children:
         if child.is_alive():
             with contextlib.suppress(OSError):
                 os.kill(child.pid or 0, signal.SIGKILL)
+    for child in children:
+        child.join(STOP_GRACE_S)  # reaped before the batch reports that it stopped
     pool.shutdown(wait=False, cancel_futures=True)
 
 
