@@ -243,6 +243,7 @@ def measure_pipeline(session: PipelineSession, repeats: Repeats) -> PipelineMeas
     stages = merge_passes(passes)
     latency = stages.pop("latency", None)
     frames = sum(int(p.summary["frames"]) for p in passes)
+    faces = sum(len(p.predictions) for p in passes)  # one prediction per frame, or per frame and track
     wall = sum(p.wall_s for p in passes)
     video_s = sum(float(p.summary["duration_s"] or 0.0) for p in passes)
     end_to_end: dict[str, Any] = {
@@ -253,6 +254,7 @@ def measure_pipeline(session: PipelineSession, repeats: Repeats) -> PipelineMeas
         "frames_per_s": frames / wall if wall > 0 else None,
         "x_real_time": video_s / wall if wall > 0 and video_s > 0 else None,
         "ms_per_frame": 1000.0 * wall / frames if frames else None,
+        "faces_per_frame": faces / frames if frames else None,
         "pass_ms": latency_stats([1000.0 * p.wall_s for p in passes], frames=frames).to_dict(),
         "frame_latency_ms": None if latency is None else latency.to_dict(),
         "peak_rss_mib": round(peak_rss_mib(), 1),

@@ -334,6 +334,11 @@ def print_tables(document: Mapping[str, Any]) -> None:
             f"end to end: {e2e['frames']} frames in {e2e['wall_s']:.1f} s over {e2e['passes']} pass(es): "
             f"[bold]{_number(e2e['frames_per_s'], 1)} frames/s, {_number(e2e['x_real_time'], 2)}× real time[/bold], "
             f"peak RSS {e2e['peak_rss_mib']:.0f} MiB"
+            + (
+                f", {_number(e2e.get('faces_per_frame'), 2)} faces per frame"
+                if stamp["settings"].get("faces") == "all"
+                else ""
+            )
         )
     table = Table(title="stages (ms per call)")
     for column in ("stage", "where", "calls", "mean", "p50", "p90", "p99", "ms/frame"):

@@ -24,6 +24,7 @@ from edgeaff.runtime import (
     BackendOptions,
     Bundle,
     DetectorKind,
+    Faces,
     Mode,
     PipelineOptions,
     Source,
@@ -55,6 +56,8 @@ class BenchOptions:
             use :data:`ISOLATED_BATCH`).
         face_detector: ``dnn`` (the bundle's BlazeFace) or ``haar``.
         detect_every: detect at least every N frames and track in between.
+        faces: ``one`` subject or ``all`` faces, each with its own track (``edgeaff infer --faces``).
+        max_faces: with ``faces="all"``, the most faces followed at once (``None``: the runtime's limit).
         compare: run the side-by-side comparisons.
         peak: measure the machine's practical peaks first and report each graph's fraction of them
             (:mod:`edgeaff.bench.peak`, :mod:`edgeaff.bench.efficiency`).
@@ -68,6 +71,8 @@ class BenchOptions:
     visual_batch: int | None = None
     face_detector: DetectorKind = DetectorKind.DNN
     detect_every: int = 10
+    faces: Faces | str | None = None
+    max_faces: int | None = None
     compare: bool = True
     peak: bool = True
 
@@ -82,6 +87,8 @@ class BenchOptions:
             mode=Mode.parse(self.mode),
             face_detector=DetectorKind.parse(self.face_detector),
             detect_every=self.detect_every,
+            faces=Faces.parse(self.faces if self.faces is not None else Faces.ONE),
+            max_faces=self.max_faces,
             batch=self.visual_batch,
         )
 
@@ -148,6 +155,10 @@ def run_bench(
         "threads": backend.threads,
         "face_detector": DetectorKind.parse(options.face_detector).value if options.source else None,
         "detect_every": options.detect_every if options.source else None,
+        "faces": options.pipeline_options.faces.value if options.source else None,
+        "max_faces": options.pipeline_options.track_options().max_faces
+        if options.source and options.pipeline_options.multi_face
+        else None,
         "repeats": dataclasses.asdict(repeats),
         "call_repeats": dataclasses.asdict(calls),
         "source": None,

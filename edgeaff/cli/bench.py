@@ -14,6 +14,8 @@ from edgeaff.cli.run_options import (
     DeviceOpt,
     EngineCacheOpt,
     FaceDetectorOpt,
+    FacesOpt,
+    MaxFacesOpt,
     PrecisionOpt,
     ThreadsOpt,
     backend_options,
@@ -69,6 +71,8 @@ def bench_command(
     ] = None,
     face_detector: FaceDetectorOpt = "dnn",
     detect_every: DetectEveryOpt = 10,
+    faces: FacesOpt = None,
+    max_faces: MaxFacesOpt = None,
     no_compare: Annotated[
         bool, typer.Option("--no-compare", help="Skip the side-by-side comparisons (stream vs window, precisions).")
     ] = False,
@@ -111,6 +115,8 @@ def bench_command(
         visual_batch=batch,
         face_detector=DetectorKind.parse(face_detector),
         detect_every=detect_every,
+        faces=faces,
+        max_faces=max_faces,
         compare=not no_compare,
         peak=not no_peak,
     )

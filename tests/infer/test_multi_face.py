@@ -172,3 +172,23 @@ def test_options_are_checked(tiny_bundle: TinyBundle, tmp_path: Path) -> None:
     Image.fromarray(np.zeros((48, 48, 3), np.uint8)).save(folder / "00001.jpg")
     with Pipeline(tiny_bundle.path, faces="all") as pipeline, pytest.raises(InvalidInputError, match="aligned faces"):
         list(pipeline.run(folder, fps=25.0))
+
+
+def test_bench_times_every_face_and_counts_them(tiny_bundle: TinyBundle, pair_video: Path, tmp_path: Path) -> None:
+    documents = {}
+    for name, extra in (("one", []), ("all", ["--faces", "all"]), ("max1", ["--max-faces", "1"])):
+        out = tmp_path / f"{name}.json"
+        args = ["bench", "--bundle", str(tiny_bundle.path), "--source", str(pair_video), "--iterations", "1"]
+        result = run_without_torch([*args, "--no-compare", "--no-peak", "--threads", "1", *extra, "--json", str(out)])
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+        documents[name] = json.loads(out.read_text())
+        assert documents[name]["end_to_end"]["frames"] == PAIR_FRAMES
+    settings = {name: d["stamp"]["settings"] for name, d in documents.items()}
+    assert (settings["one"]["faces"], settings["one"]["max_faces"]) == ("one", None)
+    assert (settings["all"]["faces"], settings["max1"]["faces"], settings["max1"]["max_faces"]) == ("all", "all", 1)
+    per_frame = {name: d["end_to_end"]["faces_per_frame"] for name, d in documents.items()}
+    assert per_frame["one"] == 1.0 and per_frame["max1"] == 1.0
+    assert 1.9 <= per_frame["all"] <= 2.0  # both people, each a track from (nearly) the first frame
+    result = run_without_torch(["bench", "--bundle", str(tiny_bundle.path), "--source", str(pair_video),
+                                "--max-faces", "99"])  # fmt: skip
+    assert result.returncode == 2 and "--max-faces must be 1..32" in result.stderr
