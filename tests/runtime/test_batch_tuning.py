@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,28 @@ def test_offline_runs_use_the_tuned_batches(tmp_path: Path, monkeypatch: pytest.
     assert visual.batch in CANDIDATES and vggish.batch in CANDIDATES
     with Pipeline(bundle, threads=1, tune=False) as pipeline:
         assert pipeline.graphs.batch("visual").source == "default" and pipeline.graphs.batch("visual").batch == 16
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[]", "{", '{"format": 1, "key": 2, "batch": "x"}', "[" * 100_000, " " * 100_000 + "{}", None],
+    ids=["a list", "not JSON", "wrong types", "nested deeply", "too large", "a FIFO"],
+)
+def test_a_damaged_cache_entry_is_measured_anew(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | None
+) -> None:
+    monkeypatch.setenv("EDGEAFF_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(tuning, "quiet_machine", lambda: True)
+    bundle = load_bundle(build_bundle(tmp_path, models=1).path)
+    options = BackendOptions(threads=1)
+    runner, choice = graph_runner(bundle, "visual", options)
+    with runner:
+        first = tuned_batch(bundle, "visual", runner, choice, options)
+        entry = tmp_path / "cache" / "tuning" / f"{first.key}.json"
+        entry.unlink()
+        if content is None:
+            os.mkfifo(entry)  # opening it for reading would block until a writer came
+        else:
+            entry.write_text(content)
+        again = tuned_batch(bundle, "visual", runner, choice, options)
+    assert again.source == "measured" and again.batch in CANDIDATES

@@ -40,7 +40,8 @@ from edgeaff.runtime.backends.cpu_threads import graph_spinning, graph_threads
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice
 from edgeaff.runtime.cpu import cpu_flags, cpu_model
 from edgeaff.runtime.engines.paths import cache_dir
-from edgeaff.runtime.files import atomic_output
+from edgeaff.runtime.errors import InvalidInputError
+from edgeaff.runtime.files import atomic_output, read_json
 from edgeaff.runtime.limits import usable_cores
 from edgeaff.runtime.versions import versions
 
@@ -141,13 +142,20 @@ def synthetic_feed(role: str, runner: Runner, batch: int) -> dict[str, np.ndarra
     return feed
 
 
+CACHE_MAX_BYTES = 64 * 1024
+"""A tuning cache entry is a few hundred bytes; anything larger is not one."""
+
+
 def _cache_file(key: str) -> Path:
     return cache_dir() / "tuning" / f"{key}.json"
 
 
 def _read_cache(key: str, role: str) -> BatchChoice | None:
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
-        document = json.loads(_cache_file(key).read_text())
+    if not _cache_file(key).is_file():
+        return None
+    # A cache entry that is not what this module writes (damaged, edited, foreign) is measured anew, never an error.
+    with contextlib.suppress(InvalidInputError, ValueError, KeyError, TypeError, AttributeError):
+        document = read_json(_cache_file(key), max_bytes=CACHE_MAX_BYTES)
         if document.get("format") == TUNING_FORMAT and document.get("key") == key:
             timings = {int(k): float(v) for k, v in document["ms_per_item"].items()}
             batch = int(document["batch"])
