@@ -28,6 +28,7 @@ from edgeaff.runtime import (
     Prediction,
     Source,
     SourceGap,
+    SourceInfo,
     SourceTimeoutError,
     VideoFrame,
 )
@@ -55,7 +56,7 @@ class RealTimePlayback:
     def __init__(self, inner: Source, stop: threading.Event) -> None:
         self.inner = inner
         self.stop = stop
-        self.info = inner.info
+        self.info = _paced(inner.info)
 
     @property
     def dropped_frames(self) -> int:
@@ -69,7 +70,7 @@ class RealTimePlayback:
 
     def __enter__(self) -> RealTimePlayback:
         self.inner.__enter__()
-        self.info = self.inner.info
+        self.info = _paced(self.inner.info)
         return self
 
     def __exit__(
@@ -93,6 +94,11 @@ class RealTimePlayback:
                 yield dataclasses.replace(item, arrival=time.perf_counter())
             else:
                 yield item
+
+
+def _paced(info: SourceInfo) -> SourceInfo:
+    """A file's information as this playback hands it over: at its own pace."""
+    return info if info.live else dataclasses.replace(info, paced=True)
 
 
 def redact_uri(uri: str) -> str:

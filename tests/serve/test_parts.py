@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from serve_support import CLIP_FPS, CLIP_FRAMES, serve_args
 
-from edgeaff.runtime import InvalidInputError, Prediction, VideoFrame, open_source
+from edgeaff.runtime import InvalidInputError, Pipeline, Prediction, VideoFrame, open_source
 from edgeaff.runtime.sinks.message import prediction_record, to_json
 from edgeaff.serve.feed import RealTimePlayback, redact_uri
 from edgeaff.serve.guard import presented_token, token_matches
@@ -216,3 +216,21 @@ def test_without_the_serve_extra_the_command_says_what_to_install(serve_bundle, 
     assert result.returncode == 3 and "Traceback" not in result.stderr, result.stderr
     assert "error: edgeaff serve needs starlette, uvicorn (the serve extra)" in result.stderr
     assert "pip install 'edgeaff[serve]'" in result.stderr
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_a_paced_file_is_embedded_frame_by_frame_as_frames_arrive(
+    serve_bundle, face_clip: Path, prefetch: bool
+) -> None:
+    # Over the plain file, stream mode gathers the next frames first (they are there to be read); played at its own
+    # pace, a frame is embedded when it arrives, not when 15 more have come (that cost ~0.5 s of latency at 30 fps).
+    calls = {}
+    for name, paced in (("file", False), ("paced", True)):
+        with Pipeline(serve_bundle.path, mode="stream", prefetch=prefetch) as pipeline:
+            source = open_source(str(face_clip))
+            run = pipeline.run(RealTimePlayback(source, threading.Event()) if paced else source)
+            frames = len(list(run))
+            calls[name] = run.report()["timing_ms"]["visual"]["calls"]
+        assert frames == CLIP_FRAMES
+    assert calls["file"] <= math.ceil(CLIP_FRAMES / 8)
+    assert calls["paced"] >= CLIP_FRAMES * 0.75  # a frame per call, but for the odd burst after a slow one

@@ -283,6 +283,9 @@ class SourceInfo:
         rotation: counter-clockwise quarter turn in degrees (0, 90, 180, 270) the source applied to the stored
             frames to deliver them upright (a video's display matrix; phone videos), 0 when none.
         mirrored: whether a left-right mirror was applied after that turn (display matrices can ask for one).
+        paced: a file's frames are handed over at their own time, not as fast as they decode (a file played as a
+            live feed, e.g. by ``edgeaff serve``): stream mode then embeds only the frames that have arrived instead
+            of gathering the next ones first, as for live sources (:attr:`arrives_in_time`).
     """
 
     kind: SourceKind
@@ -297,6 +300,12 @@ class SourceInfo:
     height: int | None = None
     rotation: int = 0
     mirrored: bool = False
+    paced: bool = False
+
+    @property
+    def arrives_in_time(self) -> bool:
+        """Frames come at their own time (live sources and paced files), so waiting for more costs latency."""
+        return self.live or self.paced
 
     @property
     def aligned_faces(self) -> bool:

@@ -195,9 +195,9 @@ class PipelineRun:
         With prefetching, a background thread reads the source and runs the face stage ahead
         (:class:`~edgeaff.runtime.io.prefetch.Prefetcher`); otherwise both happen here, item by item. A file's or
         folder's next frames always count as waiting (they are there to be read, so stream mode batches them the
-        same way on every run); a live source's only when they have arrived.
+        same way on every run); a live source's, or a paced file's, only when they have arrived.
         """
-        live = processor.info.live
+        live = processor.info.arrives_in_time
         if not self.pipeline.options.prefetch_enabled:
             iterator = iter(self.source)
             while True:
