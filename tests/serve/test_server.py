@@ -40,9 +40,10 @@ pipeline over the file gathers up to 16. A graph call's batch can change the las
 compare values exactly fix it on both sides."""
 
 
-def reference(bundle_path: Path, clip: Path) -> list[dict]:
-    """The pipeline's own predictions for the clip, in stream mode with one crop per visual graph call, as messages."""
-    with Pipeline(bundle_path, mode="stream", batch=1) as pipeline:
+def reference(bundle_path: Path, clip: Path, *, batch: int | None = None) -> list[dict]:
+    """The pipeline's own predictions for the clip, in stream mode, as messages (``batch``: crops per visual graph
+    call; ``None``: the runtime's choice, as for a file read at full speed: an upload, ``edgeaff infer``)."""
+    with Pipeline(bundle_path, mode="stream", batch=batch) as pipeline:
         return [prediction_record(p, pipeline.model_names) for p in pipeline.run(str(clip))]
 
 
@@ -62,7 +63,7 @@ def collect_pass(url: str, frames: int, *, timeout_s: float = 90.0) -> list[dict
 
 
 def test_websocket_messages_equal_the_pipelines_predictions(serve_bundle, face_clip) -> None:
-    expected = reference(serve_bundle.path, face_clip)
+    expected = reference(serve_bundle.path, face_clip, batch=1)
     assert len(expected) == CLIP_FRAMES and any(e["face"] for e in expected) and not all(e["face"] for e in expected)
     with running_server(serve_args(serve_bundle, face_clip, "--loop", *ONE_CROP)) as server:
         got = collect_pass(ws_url(server.url), CLIP_FRAMES)
@@ -75,7 +76,7 @@ def test_websocket_messages_equal_the_pipelines_predictions(serve_bundle, face_c
 
 
 def test_status_counts_the_source_to_its_end_and_the_server_stays_up(serve_bundle, face_clip) -> None:
-    expected = reference(serve_bundle.path, face_clip)
+    expected = reference(serve_bundle.path, face_clip, batch=1)
     with running_server(serve_args(serve_bundle, face_clip, *ONE_CROP)) as server:
         ended = wait_for(lambda: get_json(server.url + "status")["source"]["state"] == "ended", 60)
         status = get_json(server.url + "status")
