@@ -85,9 +85,6 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-_NO_RESULT = VideoResult("", VideoStatus.PENDING)
-
-
 def run_batch(
     items: Sequence[BatchItem],
     out_dir: str | Path,
@@ -193,10 +190,12 @@ def run_batch(
                 results[key] = VideoResult(key, VideoStatus.INTERRUPTED)
                 ran.append(key)
             for item in todo:  # stopped just after its summary was written: its results are complete
-                if results.get(item.key, _NO_RESULT).status is VideoStatus.INTERRUPTED:
+                result = results.get(item.key)
+                summary = None
+                if result is not None and result.status is VideoStatus.INTERRUPTED:
                     summary = completed_summary(item, settings)
-                    if summary is not None:
-                        results[item.key] = VideoResult.from_summary(item.key, summary, reused=False)
+                if summary is not None:
+                    results[item.key] = VideoResult.from_summary(item.key, summary, reused=False)
             write(force=True)
     for item in items:
         results.setdefault(item.key, VideoResult(item.key, VideoStatus.PENDING))
