@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeaff.cli import options
-from edgeaff.cli.run_options import TorchDeviceOpt
+from edgeaff.cli.run_options import RayOpt, TorchDeviceOpt
 
 
 def synth(
@@ -72,15 +72,7 @@ def prepare(
             "workers (default: one per 4 of the cluster's CPUs, or per GPU with --device cuda).",
         ),
     ] = None,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="auto|local|ADDRESS",
-            help="Prepare the videos on Ray (auto: the cluster 'ray start' made here; local: a Ray for this command; "
-            "or HOST:PORT). The raw tree, the VGGish weights and OUT_DIR must be on storage every node sees.",
-        ),
-    ] = None,
+    ray: RayOpt = None,
     mfcc: Annotated[
         str, typer.Option("--mfcc", help="MFCC implementation: opensmile (reference) or numpy.")
     ] = "opensmile",

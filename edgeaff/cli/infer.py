@@ -27,6 +27,7 @@ from edgeaff.cli.run_options import (
     PrecisionOpt,
     PublishOpt,
     QosOpt,
+    RayOpt,
     ReconnectOpt,
     ShapeOpt,
     ThreadsOpt,
@@ -97,15 +98,7 @@ def infer_command(
             "the number of Ray workers (default: what the cluster offers).",
         ),
     ] = None,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="auto|local|ADDRESS",
-            help="Many videos: run them on Ray (auto: the cluster 'ray start' made here; local: a Ray for this "
-            "command; or HOST:PORT). Bundle, videos and -o must be on storage every node sees.",
-        ),
-    ] = None,
+    ray: RayOpt = None,
 ) -> None:
     """Predict valence/arousal per frame of a video, camera or stream, or of many videos, with a bundle
     (torch-free)."""
@@ -202,14 +195,11 @@ def _batch(
     from edgeaff.batch import BatchSettings, RichProgress, VideoStatus, find_videos, run_batch
     from edgeaff.batch.executors import local_threads
     from edgeaff.runtime import InvalidInputError
-    from edgeaff.runtime.cluster import check_address
 
     for option, given in refused.items():
         if given:
             raise InvalidInputError(f"{option} applies to one source, not to a batch of videos")
-    if ray is not None:
-        check_address(ray)
-    else:
+    if ray is None:  # --ray was checked when it was parsed
         local_threads(1 if workers is None else workers, options["threads"])  # checked before any search
     mode = options.pop("mode")
     pipeline = pipeline_options(

@@ -16,7 +16,7 @@ from typing import TypeVar
 
 import click
 
-from edgeaff.runtime import limits
+from edgeaff.runtime import cluster, limits
 
 T = TypeVar("T")
 
@@ -47,6 +47,8 @@ seed = _optional(lambda v, o: limits.check_seed(v, option=o))
 """A seed: 0 .. 2**32 - 1 (:func:`edgeaff.runtime.limits.check_seed`)."""
 epochs = _optional(lambda v, o: limits.check_int_range(v, option=o, low=1, high=limits.MAX_EPOCHS))
 """``--epochs``: 1 .. 10000."""
+ray_address = _optional(lambda v, o: cluster.check_address(v, option=o))
+"""``--ray``: auto, local, HOST:PORT or ray://HOST:PORT (:func:`edgeaff.runtime.cluster.check_address`)."""
 device_index = _optional(lambda v, o: limits.check_int_range(v, option=o, low=0, high=63))
 """A CUDA device ordinal: 0 .. 63."""
 

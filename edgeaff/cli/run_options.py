@@ -25,6 +25,16 @@ ThreadsOpt = Annotated[
         "--threads", callback=options.threads, help="ONNX Runtime threads per graph (1..4 × the usable cores)."
     ),
 ]
+RayOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray",
+        metavar="auto|local|ADDRESS",
+        callback=options.ray_address,
+        help="Run on Ray: auto (the cluster 'ray start' made here), local (a Ray for this command) or HOST:PORT. "
+        "Inputs, weights and the output folder must be on storage every node sees (docs/cluster.md).",
+    ),
+]
 DeviceOpt = Annotated[
     str | None,
     typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda:0 for GPU backends, cpu for ort-cpu)."),

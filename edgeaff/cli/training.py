@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from edgeaff.cli import options
-from edgeaff.cli.run_options import TorchDeviceOpt
+from edgeaff.cli.run_options import RayOpt, TorchDeviceOpt
 
 
 def train(
@@ -61,9 +61,7 @@ def train(
             callback=options.workers,
         ),
     ] = 1,
-    ray: Annotated[
-        str | None, typer.Option("--ray", help="Run jobs as Ray tasks: a cluster address, 'auto', or 'local'.")
-    ] = None,
+    ray: RayOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run in OUTPUT.")] = False,
     threads: Annotated[
         int | None,

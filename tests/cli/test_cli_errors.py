@@ -98,3 +98,13 @@ def test_messages_name_both_paths_of_a_rename() -> None:
     assert describe_os_error(exc) is None
     exc = OSError(errno.ENOTDIR, "Not a directory", "/a/file", None, "/b")
     assert describe_os_error(exc) == "/a/file -> /b: a part of this path is a file, not a folder; choose another path"
+
+
+@pytest.mark.parametrize("command", [["prepare", "raw", "prepared"], ["train", "prepared", "-o", "run"]])
+def test_a_bad_ray_address_is_refused_when_parsed(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # nothing is read or made: the option fails first
+    line = one_error([*command, "--ray", "host without port"], capsys)
+    assert "--ray 'host without port'" in line and "HOST:PORT" in line
+    assert not list(tmp_path.iterdir())
