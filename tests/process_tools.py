@@ -39,3 +39,18 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, poll_s: float = 0.
             return True
         time.sleep(poll_s)
     return condition()
+
+
+def open_files(pid: int) -> list[Path]:
+    """The files ``pid`` has open (empty when it is gone or not ours to look at)."""
+    found = []
+    try:
+        entries = list((Path("/proc") / str(pid) / "fd").iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            found.append(Path(entry.readlink()))
+        except OSError:
+            continue
+    return found

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
-import queue
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -85,7 +84,7 @@ class WorkerHost:
 
 
 _HOST: WorkerHost | None = None
-_EVENTS: Any = None  # the multiprocessing queue of this worker process
+_EVENTS: Any = None  # the event queue of this worker process (a SimpleQueue: a put is written before it returns)
 _STOPPING = False  # SIGTERM came: run nothing more
 _IN_VIDEO = False  # a video is running: SIGTERM stops it
 
@@ -98,7 +97,7 @@ def _init_process(settings: BatchSettings, threads: int | None, events: Any) -> 
 
     def report(key: str, frames: int, declared: int | None) -> None:
         with contextlib.suppress(Exception):
-            events.put_nowait(("frames", key, frames, declared))
+            events.put(("frames", key, frames, declared))
 
     _HOST = WorkerHost(settings, threads, report)
 
@@ -116,25 +115,29 @@ def _run_in_process(item: BatchItem) -> VideoResult:
     assert _HOST is not None, "worker not initialised"
     if _STOPPING:
         return VideoResult(item.key, VideoStatus.PENDING)
-    _EVENTS.put_nowait(("started", item.key, os.getpid()))
+    _EVENTS.put(("started", item.key, os.getpid()))  # written before the video starts
     try:
         _IN_VIDEO = True
-        return _HOST.run(item)
+        result = _HOST.run(item)
     except _Terminated:
-        return VideoResult(item.key, VideoStatus.INTERRUPTED)
+        result = VideoResult(item.key, VideoStatus.INTERRUPTED)
     finally:
         _IN_VIDEO = False
+    # also on the event queue: a pool that breaks (another worker died) drops the results it has not yet read
+    _EVENTS.put(("finished", item.key, result))
+    return result
 
 
 def run_processes(
     settings: BatchSettings, items: Sequence[BatchItem], events: Events, *, workers: int, threads: int | None
 ) -> None:
-    """The videos on ``workers`` local processes (module docstring). A worker process that dies (a crash, the
-    out-of-memory killer) fails the videos it was running; a new pool takes the rest."""
+    """The videos on ``workers`` local processes (module docstring), one :class:`_PoolRun` after another.
+
+    A worker process that dies (a crash, the out-of-memory killer) fails the video it was running. Its pool is lost
+    with it: the pool stops the other workers, whose videos (stopped cleanly) go back in the queue with those that
+    had not started, and a new pool takes them."""
     by_key = {item.key: item for item in items}
     remaining = list(reversed(items))  # popped from the end: in order
-    announced: set[str] = set()
-    context = multiprocessing.get_context("spawn")
     barren = 0  # pools in a row that broke before any of their videos started
     while remaining:
         if barren == MAX_BARREN_POOLS:
@@ -142,73 +145,129 @@ def run_processes(
                 f"the worker processes died {barren} times before they could start a video (see the messages above); "
                 "run the batch with --workers 1 to see the error"
             )
-        messages = context.Queue()
-        pool = process_pool(workers, initializer=_init_process, initargs=(settings, threads, messages))
-        futures: dict[concurrent.futures.Future[VideoResult], BatchItem] = {}
-
-        def drain(messages: Any = messages) -> None:
-            while True:
-                try:
-                    message = messages.get_nowait()
-                except (queue.Empty, OSError, ValueError):
-                    return
-                if message[0] == "started" and message[1] in by_key:
-                    announced.add(message[1])
-                    events.started(by_key[message[1]])
-                elif message[0] == "frames":
-                    events.frames(message[1], message[2], message[3])
-
-        broken = False
-        try:
-            while (remaining or futures) and not broken:
-                while remaining and len(futures) < QUEUED_PER_WORKER * workers:
-                    item = remaining.pop()
-                    try:
-                        futures[pool.submit(_run_in_process, item)] = item
-                    except concurrent.futures.process.BrokenProcessPool:
-                        remaining.append(item)
-                        broken = True
-                        break
-                if broken:
-                    break
-                done, _ = concurrent.futures.wait(futures, timeout=0.25, return_when="FIRST_COMPLETED")
-                drain()
-                for future in done:
-                    try:
-                        result = future.result()
-                    except concurrent.futures.process.BrokenProcessPool:
-                        broken = True
-                        continue
-                    del futures[future]
-                    events.finished(result)
-        except BaseException:
-            drain()
-            _stop_processes(pool, futures, events)
-            raise
-        if broken:  # a worker died: the pool is lost; of its videos, those that had started are failed
-            concurrent.futures.wait(futures, timeout=STOP_GRACE_S)
-            drain()
-            lost = []
-            for future, item in futures.items():
-                if future.done() and not future.cancelled() and future.exception() is None:
-                    events.finished(future.result())  # it finished before the pool broke
-                elif item.key in announced:
-                    lost.append(item.key)
-                    events.finished(
-                        VideoResult(
-                            item.key,
-                            VideoStatus.FAILED,
-                            error="its worker process died while running it (a crash or the out-of-memory killer); "
-                            "rerun to retry it",
-                        )
-                    )
-                else:
-                    remaining.append(item)
-            barren = 0 if lost else barren + 1
-            pool.shutdown(wait=True, cancel_futures=True)
+        run = _PoolRun(settings, by_key, events, workers=workers, threads=threads)
+        if run.run(remaining):
+            barren = 0
         else:
-            pool.shutdown(wait=True)
-        messages.close()
+            barren += 1
+
+
+class _PoolRun:
+    """One process pool of a batch: it takes videos from the queue until the queue is empty or a worker dies.
+
+    Workers report on an event queue: a video started (and on which process), frames read, its result. The result
+    also comes back through the pool; the event queue's copy is the one that survives a pool that breaks (a broken
+    pool drops the results it has not yet read). Each message is in the pipe before the worker goes on (a
+    ``SimpleQueue``, no feeder thread), so a worker killed in the middle of a video has said that it started it."""
+
+    def __init__(
+        self,
+        settings: BatchSettings,
+        by_key: dict[str, BatchItem],
+        events: Events,
+        *,
+        workers: int,
+        threads: int | None,
+    ) -> None:
+        self.by_key = by_key
+        self.events = events
+        self.workers = workers
+        self.messages = multiprocessing.get_context("spawn").SimpleQueue()
+        self.pool = process_pool(workers, initializer=_init_process, initargs=(settings, threads, self.messages))
+        self.futures: dict[concurrent.futures.Future[VideoResult], BatchItem] = {}
+        self.announced: set[str] = set()  # videos a worker said it started
+        self.reported: dict[str, VideoResult] = {}  # results seen on the event queue, until their future gives them
+
+    def run(self, remaining: list[BatchItem]) -> bool:
+        """Run videos popped from ``remaining`` until none is left or the pool breaks; after a break, put back the
+        videos to run again. Returns False only when the pool broke and no video failed with it (nothing started)."""
+        try:
+            broken = self._feed(remaining)
+        except BaseException:
+            self._drain()
+            _stop_processes(self.pool, self.futures, self.events)
+            self.messages.close()
+            raise
+        if not broken:
+            self.pool.shutdown(wait=True)
+            self.messages.close()
+            return True
+        lost = self._settle(remaining)
+        self.messages.close()
+        return lost
+
+    def _feed(self, remaining: list[BatchItem]) -> bool:
+        """Keep the pool :data:`QUEUED_PER_WORKER` videos ahead per worker and report results; True if it broke."""
+        while remaining or self.futures:
+            while remaining and len(self.futures) < QUEUED_PER_WORKER * self.workers:
+                item = remaining.pop()
+                try:
+                    self.futures[self.pool.submit(_run_in_process, item)] = item
+                except concurrent.futures.process.BrokenProcessPool:
+                    remaining.append(item)
+                    return True
+            done, _ = concurrent.futures.wait(self.futures, timeout=0.25, return_when="FIRST_COMPLETED")
+            self._drain()
+            for future in done:
+                try:
+                    result = future.result()
+                except concurrent.futures.process.BrokenProcessPool:
+                    return True
+                del self.futures[future]
+                self.reported.pop(result.key, None)
+                self.events.finished(result)
+        return False
+
+    def _drain(self) -> None:
+        """Pass on what the workers reported since the last call."""
+        while True:
+            try:
+                if self.messages.empty():
+                    return
+                kind, key, *rest = self.messages.get()
+            except (OSError, EOFError, ValueError):  # closed
+                return
+            if key not in self.by_key:
+                continue
+            if kind == "started":
+                self.announced.add(key)
+                self.events.started(self.by_key[key])
+            elif kind == "frames":
+                self.events.frames(key, rest[0], rest[1])
+            elif kind == "finished":
+                self.reported[key] = rest[0]
+
+    def _settle(self, remaining: list[BatchItem]) -> bool:
+        """After a worker died: wait for the pool's other workers to exit (reading the event queue meanwhile, so none
+        blocks writing to it), then settle each of the pool's videos. One that finished is reported; one its worker
+        stopped, or that never started, goes back in ``remaining``; one that started and has no result was on the
+        dead worker and fails. Returns whether any video failed so."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        while multiprocessing.active_children() and time.monotonic() < deadline:
+            self._drain()
+            time.sleep(0.05)
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self._drain()
+        lost = False
+        for future, item in self.futures.items():
+            result = self.reported.pop(item.key, None)
+            if result is None and future.done() and not future.cancelled() and future.exception() is None:
+                result = future.result()
+            if result is not None and result.status not in (VideoStatus.INTERRUPTED, VideoStatus.PENDING):
+                self.events.finished(result)
+            elif result is not None or item.key not in self.announced:
+                remaining.append(item)  # stopped by the pool, not by the user, or never started: run it again
+            else:
+                lost = True
+                self.events.finished(
+                    VideoResult(
+                        item.key,
+                        VideoStatus.FAILED,
+                        error="its worker process died while running it (a crash or the out-of-memory killer); "
+                        "rerun to retry it",
+                    )
+                )
+        return lost
 
 
 def _stop_processes(
