@@ -29,6 +29,7 @@ from edgeaff.train.model import EmotionModel
 
 VGGISH_SOURCE = "random:0"
 DIMENSIONS = ("valence", "arousal")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def random_vggish_spec() -> FeatureSpec:
@@ -149,13 +150,17 @@ def export(
     calib: Path | None = None,
     log: bool = True,
 ) -> Path:
-    """An ``edgeaff export`` bundle of ``checkpoints``; reused when one exists for the same files and options."""
+    """An ``edgeaff export`` bundle of ``checkpoints``; reused when one exists for the same files, options and
+    exporter (the code of ``edgeaff.export`` and of the runtime's artifact formats: a bundle made by an earlier
+    exporter would measure earlier graphs)."""
     from edgeaff.export.exporter import ExportOptions, export_bundle
 
     key = hashlib.sha256()
     for path in checkpoints:
         key.update(hashlib.sha256(path.read_bytes()).digest())
     key.update(json.dumps([fp16, int8, str(calib)]).encode())
+    for source in _exporter_sources():
+        key.update(source.relative_to(REPO).as_posix().encode() + b"\0" + source.read_bytes())
     stamp = output.with_name(output.name + ".inputs.sha256")
     if stamp.is_file() and stamp.read_text().strip() == key.hexdigest():
         return output
@@ -167,6 +172,14 @@ def export(
     stamp.write_text(key.hexdigest() + "\n")
     _log(log, f"exported {len(checkpoints)} models in {time.perf_counter() - started:.0f} s: {output}")
     return output
+
+
+def _exporter_sources() -> list[Path]:
+    """The files whose code decides what an export writes, in a fixed order."""
+    package = REPO / "edgeaff"
+    folders = [package / "export", package / "runtime" / "artifacts", package / "train"]
+    kinds = {".py", ".json", ".tflite"}
+    return sorted(p for folder in folders for p in folder.rglob("*") if p.is_file() and p.suffix in kinds)
 
 
 def per_fold_visual_graph(models: Sequence[EmotionModel], path: Path) -> Path:

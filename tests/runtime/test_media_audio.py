@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fractions
+import os
 import shutil
 import subprocess
 import wave
@@ -125,6 +126,14 @@ def test_missing_file(tmp_path: Path) -> None:
         decode_audio(tmp_path / "nope.mp4")
     with pytest.raises(MediaNotFoundError):
         probe_media(tmp_path)
+
+
+def test_a_pipe_is_refused_without_being_opened(tmp_path: Path) -> None:
+    fifo = tmp_path / "videos.txt"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer came
+    for read in (decode_audio, probe_media):
+        with pytest.raises(MediaNotFoundError, match="not a regular file"):
+            read(fifo)
 
 
 def test_not_media(tmp_path: Path) -> None:

@@ -120,6 +120,8 @@ def open_media(path: str | Path) -> Iterator[Any]:
     av = import_av()
     file = Path(path)
     if not file.is_file():
+        if file.exists() and not file.is_dir():  # a FIFO, socket or device: reading it could block or never end
+            raise MediaNotFoundError(f"{file}: not a regular file (a pipe, socket or device); give a media file")
         raise MediaNotFoundError(f"media file not found: {file}")
     try:
         container = av.open(str(file), mode="r")
