@@ -34,6 +34,8 @@ def _video(frames: int, width: int, height: int) -> Iterator[np.ndarray]:
     import cv2
 
     face = cv2.imread(str(FACE_PHOTO))
+    if face is None:
+        raise SystemExit(f"cannot read the face photo {FACE_PHOTO}")
     rng = np.random.default_rng(0)
     # Large soft blobs, like an out-of-focus room. (Busy high-contrast texture makes the Haar cascade several
     # times slower: ~300 ms instead of ~15 ms per 320x240 frame here.)

@@ -85,6 +85,8 @@ def write_video(path: Path, *, seconds: float, width: int, height: int) -> Path:
     import cv2
 
     face = cv2.imread(str(FACE_PHOTO))
+    if face is None:
+        raise SystemExit(f"cannot read the face photo {FACE_PHOTO}")
     rng = np.random.default_rng(0)
     noise = rng.integers(40, 200, (height // 40 + 1, width // 40 + 1, 3), dtype=np.uint8)
     background = cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)

@@ -136,7 +136,7 @@ def measure(
             list(pipeline.run(source, max_frames=warmup))
         paced = PacedSource(source, speed=speed)
         started = time.perf_counter()
-        run = pipeline.run(paced)  # type: ignore[arg-type]
+        run = pipeline.run(paced)
         latencies = [p.latency_ms for p in run if p.latency_ms is not None]
         wall = time.perf_counter() - started
         report = run.report()

@@ -73,7 +73,7 @@ def write_video(path: Path, faces: int, seconds: float) -> Path:
         video.options = {"crf": "18", "preset": "veryfast"}
         sound = container.add_stream("aac", rate=16000, layout="mono")
         for index in range(round(seconds * FPS)):
-            frame = background.astype(np.float32)
+            frame: np.ndarray = background.astype(np.float32)
             for k, (rgba, points, x, y, scale) in enumerate(people):
                 centre = points[[0, 1, 3, 4]].mean(axis=0)
                 dx, dy = 8 * np.sin(index / 15 + k), 4 * np.cos(index / 19 + k)

@@ -67,7 +67,7 @@ def write_index(directory: Path, device: str) -> Path:
     ]
     realtime = _load(directory, "ensemble12-ir50-int8-offline")
     whole = ((realtime or {}).get("efficiency") or {}).get("end_to_end") or {}
-    if whole.get("int8_bound_frames_per_s"):
+    if realtime is not None and whole.get("int8_bound_frames_per_s"):
         reached = whole["fraction_of_int8_bound"]
         lines.append(
             f"| {TARGETS['int8_bound']} | {realtime['end_to_end']['frames_per_s']:.1f} frames/s of "

@@ -34,7 +34,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent

@@ -72,11 +72,10 @@ def main() -> int:
         frames=args.batch,
         threads=args.threads,
     )
-    models = len(bundle.models)
     settings = {
-        "backend": "ort-cpu", "precision": "fp32", "models": models, "threads": args.threads,
+        "backend": "ort-cpu", "precision": "fp32", "models": len(bundle.models), "threads": args.threads,
         "visual_batch": args.batch, "shared_trunk": bundle.shared_trunk,
-        "backbone": sorted({str(m.get("backbone")) for m in bundle.models}),
+        "backbone": sorted({m.backbone for m in bundle.models}),
         "trunk_units": bundle.manifest.visual.trunk_units,
     }  # fmt: skip
     stamp = make_stamp(settings=settings, load_before=load_before)
@@ -88,7 +87,7 @@ def main() -> int:
         "speed-up (median of per-pair ratios)": timing.ratio,
     }
     timing_document = timing.to_dict()
-    timing_document["note"] = f"{models} models, batch {args.batch} face crops of the prepared trial"
+    timing_document["note"] = f"{len(bundle.models)} models, batch {args.batch} face crops of the prepared trial"
     document = build_document(
         stamp=stamp, stages={}, end_to_end=None, comparisons=[timing_document], skipped=[], notes=[], checks=checks
     )
