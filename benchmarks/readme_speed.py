@@ -31,7 +31,10 @@ INT8_BOUND_TARGET = 0.70
 WIDTH = 120
 
 ENSEMBLE_ROWS = (
-    ("ensemble12-ir50-int8-offline", "12 networks (6 folds × 2 dims), IR-50, shared trunk, INT8 visual graph, offline"),
+    (
+        "ensemble12-ir50-int8-offline",
+        "12 networks (6 folds × 2 dims), IR-50, shared trunk, INT8 visual + VGGish, offline",
+    ),
     ("ensemble12-ir50-fp32-offline", "same, FP32, offline"),
     ("ensemble12-ir50-int8-stream", "same, INT8, stream mode (the file as fast as it goes)"),
 )
