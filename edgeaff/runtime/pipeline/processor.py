@@ -124,9 +124,7 @@ class FrameProcessor:
         self.tracks: FaceTracks | None = None
         if self.multi and self.faces is not None:
             self.tracks = FaceTracks(self.faces, options.track_options())
-        temporal_role = "temporal" if mode is Mode.OFFLINE else "temporal_stream"
-        self.roles = ("visual", *(("vggish",) if needs_audio else ()), temporal_role,
-                      *(() if self.aligned_faces else ("face_detector",)))  # fmt: skip
+        self.roles = self._roles(needs_audio)
         self.crop_size = spec.face.image_size
         self.audio = FrameAudio(spec) if needs_audio else None
         self.clock = AlignmentClock(info.fps, by_index=by_index)
@@ -148,22 +146,35 @@ class FrameProcessor:
         self.spool: ImageSpool | None = None
         if not self.multi:
             self.series[None] = self._new_series(None)
+        self.features = self._feature_stage(needs_audio)
+        self.adaptive_batch = options.adaptive_batch(mode)
+
+    def _feature_stage(self, needs_audio: bool) -> FeatureStage:
+        """The visual and VGGish graphs' stage, at the batch sizes of the options, or measured for this machine
+        and bundle when an offline run leaves them to the runtime."""
+        options, graphs, mode = self.options, self.graphs, self.mode
         visual_batch, vggish_batch = options.visual_batch(mode), DEFAULTS["vggish"]
         if mode is Mode.OFFLINE and options.batch is None:
             visual_batch = graphs.batch("visual").batch
             vggish_batch = graphs.batch("vggish").batch if needs_audio else vggish_batch
-        self.features = FeatureStage(
+        return FeatureStage(
             visual=graphs.runner("visual"),
             vggish=graphs.runner("vggish") if needs_audio else None,
             audio=self.audio,
             emit=self._emit_offline if mode is Mode.OFFLINE else self._emit_stream,
-            timer=timer,
+            timer=self.timer,
             visual_batch=visual_batch,
             vggish_batch=vggish_batch,
             max_crops=options.max_crops(),
             on_stall=self._audio_stalled,
         )
-        self.adaptive_batch = options.adaptive_batch(mode)
+
+    def _roles(self, needs_audio: bool) -> tuple[str, ...]:
+        """The bundle's graphs this source runs, in pipeline order."""
+        temporal = "temporal" if self.mode is Mode.OFFLINE else "temporal_stream"
+        audio = ("vggish",) if needs_audio else ()
+        detector = () if self.aligned_faces else ("face_detector",)
+        return ("visual", *audio, temporal, *detector)
 
     @property
     def windows(self) -> WindowedTemporal | None:
