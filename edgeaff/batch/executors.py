@@ -115,7 +115,7 @@ def _run_in_process(item: BatchItem) -> VideoResult:
     assert _HOST is not None, "worker not initialised"
     if _STOPPING:
         return VideoResult(item.key, VideoStatus.PENDING)
-    _EVENTS.put(("started", item.key, os.getpid()))  # written before the video starts
+    _EVENTS.put(("started", item.key))  # written before the video starts
     try:
         _IN_VIDEO = True
         result = _HOST.run(item)
@@ -138,11 +138,11 @@ def run_processes(
     had not started, and a new pool takes them."""
     by_key = {item.key: item for item in items}
     remaining = list(reversed(items))  # popped from the end: in order
-    barren = 0  # pools in a row that broke before any of their videos started
+    barren = 0  # pools in a row that broke without a video to blame (a worker died at start-up or between videos)
     while remaining:
         if barren == MAX_BARREN_POOLS:
             raise EdgeaffError(
-                f"the worker processes died {barren} times before they could start a video (see the messages above); "
+                f"the worker processes died {barren} times in a row outside any video (see the messages above); "
                 "run the batch with --workers 1 to see the error"
             )
         run = _PoolRun(settings, by_key, events, workers=workers, threads=threads)
@@ -155,7 +155,7 @@ def run_processes(
 class _PoolRun:
     """One process pool of a batch: it takes videos from the queue until the queue is empty or a worker dies.
 
-    Workers report on an event queue: a video started (and on which process), frames read, its result. The result
+    Workers report on an event queue: a video started, frames read, its result. The result
     also comes back through the pool; the event queue's copy is the one that survives a pool that breaks (a broken
     pool drops the results it has not yet read). Each message is in the pipe before the worker goes on (a
     ``SimpleQueue``, no feeder thread), so a worker killed in the middle of a video has said that it started it."""
@@ -180,7 +180,7 @@ class _PoolRun:
 
     def run(self, remaining: list[BatchItem]) -> bool:
         """Run videos popped from ``remaining`` until none is left or the pool breaks; after a break, put back the
-        videos to run again. Returns False only when the pool broke and no video failed with it (nothing started)."""
+        videos to run again. Returns False only when the pool broke and no video failed with it."""
         try:
             broken = self._feed(remaining)
         except BaseException:

@@ -184,6 +184,17 @@ def long_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _write_corpus(tmp_path_factory.mktemp("long") / "videos", videos, audio_s=4.0)
 
 
+def _start_batch(
+    corpus: Path, bundle: TinyBundle, out: Path, *, start_new_session: bool = False
+) -> subprocess.Popen[str]:
+    """``edgeaff infer CORPUS --workers 2`` in a child process, its output captured."""
+    command = [sys.executable, "-m", "edgeaff.cli", "infer", str(corpus), "-o", str(out)]
+    command += ["--bundle", str(bundle.path), "--workers", "2"]
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=start_new_session
+    )
+
+
 def _first_summary(out: Path, process: subprocess.Popen[str]) -> bool:
     return wait_for(lambda: bool(list(out.rglob("v*.json"))) or process.poll() is not None, 300)
 
@@ -242,11 +253,7 @@ def test_ctrl_c_stops_the_batch_cleanly_with_the_index_up_to_date(
     long_corpus: Path, tiny_bundle: TinyBundle, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "edgeaff.cli", "infer", str(long_corpus), "-o", str(out)]
-    command += ["--bundle", str(tiny_bundle.path), "--workers", "2"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
+    process = _start_batch(long_corpus, tiny_bundle, out, start_new_session=True)
     try:
         assert _first_summary(out, process) and process.poll() is None, "the batch ended before Ctrl-C"
         workers = children(process.pid)
@@ -301,9 +308,7 @@ def test_a_worker_killed_midway_fails_its_video_and_the_batch_goes_on(
     long_corpus: Path, tiny_bundle: TinyBundle, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "edgeaff.cli", "infer", str(long_corpus), "-o", str(out)]
-    command += ["--bundle", str(tiny_bundle.path), "--workers", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = _start_batch(long_corpus, tiny_bundle, out)
     try:
         assert _first_summary(out, process) and process.poll() is None, "the batch ended before a worker was killed"
         workers = [pid for pid in children(process.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
