@@ -12,7 +12,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from edgeaff.runtime.errors import EdgeaffError, InvalidInputError
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec
 from edgeaff.runtime.versions import EXPORT_LIBRARIES, versions
 from edgeaff.train.checkpoint import CheckpointMetadata, load_checkpoint
+
+if TYPE_CHECKING:
+    from edgeaff.train.model import EmotionModel
 
 PARITY_FRAMES = 16
 CALIBRATION_FRAMES = 512
@@ -135,6 +138,128 @@ def check_opset(opset: int) -> int:
     return opset
 
 
+@dataclasses.dataclass(frozen=True)
+class _Request:
+    """An export request checked in full: the checkpoints, their common feature spec and the calibration data."""
+
+    sources: list[sources.CheckpointSource]
+    spec: FeatureSpec
+    dataset: PreparedDataset | None
+
+
+def _check_request(arguments: Sequence[str | Path], out: Path, options: ExportOptions) -> _Request:
+    """Everything that can be refused, checked before the expensive steps (see :func:`export_bundle`)."""
+    read_paths = [*arguments, *(p for p in (options.calib, options.face_detector) if p is not None)]
+    if options.vggish_weights is not None and not options.vggish_weights.startswith("random:"):
+        read_paths.append(options.vggish_weights)
+    bundle.check_destination(out, force=options.force, inputs=read_paths)
+    if options.int8 and options.calib is None:
+        raise InvalidInputError(
+            "--int8 needs --calib PREPARED_DIR: INT8 scales are calibrated on real frames, never guessed"
+        )
+    check_opset(options.opset)
+    checkpoint_sources = sources.collect_sources(arguments)
+    for source in checkpoint_sources:
+        try:
+            CheckpointMetadata.from_dict(source.metadata)
+        except EdgeaffError as exc:
+            raise InvalidInputError(f"{source.path}: {exc}") from None
+    spec = FeatureSpec.from_dict(sources.check_compatible(checkpoint_sources))
+    check_face_detector(options.face_detector)
+    dataset = None
+    if options.calib is not None:
+        dataset = load_prepared_dataset(options.calib)
+        calibration.check_features(dataset, spec)
+    return _Request(checkpoint_sources, spec, dataset)
+
+
+def _fp32_parity(
+    graph_set: torch2onnx.GraphSet,
+    models: Sequence[EmotionModel],
+    normalizations: Sequence[AudioNormalization | None],
+    *,
+    inputs: ParityInputs,
+    window_embeddings: np.ndarray,
+    spec: FeatureSpec,
+    vggish: Any,
+    log: Callable[[str], None],
+) -> dict[str, parity.Agreement]:
+    """Every FP32 graph against the PyTorch models on the parity inputs.
+
+    Raises:
+        ParityError: a graph differs beyond :data:`~edgeaff.export.parity.FP32_TOLERANCE`.
+    """
+    graphs = graph_set.graphs
+    started = time.perf_counter()
+    embeddings, vggish_rows, mfcc = window_embeddings, inputs.vggish, inputs.mfcc
+    fp32 = {
+        "visual": parity.check_visual(graphs["visual"].path, models, inputs.frames, spec.face),
+        "temporal": parity.check_temporal(
+            graphs["temporal"].path, models, normalizations, embeddings=embeddings, vggish=vggish_rows, mfcc=mfcc
+        ),
+        "temporal_stream": parity.check_stream(
+            graphs["temporal_stream"].path,
+            models,
+            normalizations,
+            embeddings=embeddings,
+            vggish=vggish_rows,
+            mfcc=mfcc,
+            state_size=graph_set.state_size,
+        ),
+    }
+    if vggish is not None:
+        fp32["vggish"] = parity.check_vggish(graphs["vggish"].path, vggish, inputs.log_mel)
+    for name, agreement in fp32.items():
+        log(
+            f"parity fp32 {name}: max abs difference {agreement.max_abs:.2e} on outputs up to "
+            f"{agreement.reference_max:.2g} (tolerance {parity.FP32_TOLERANCE:.0e})"
+        )
+    log(f"parity checks took {time.perf_counter() - started:.1f} s")
+    failed = {k: v for k, v in fp32.items() if not v.scaled <= parity.FP32_TOLERANCE}
+    if failed:
+        raise ParityError(
+            f"exported graphs differ from PyTorch beyond {parity.FP32_TOLERANCE:.0e}: "
+            + ", ".join(f"{k} {v.max_abs:.2e}" for k, v in failed.items())
+            + "; the bundle was not written"
+        )
+    return fp32
+
+
+def _reduced_precision(
+    graphs: dict[str, torch2onnx.ExportedGraph],
+    options: ExportOptions,
+    calibration_data: tuple[PreparedDataset, list[str]] | None,
+    log: Callable[[str], None],
+) -> tuple[dict[str, dict[str, str]], dict[str, Any]]:
+    """The FP16 and INT8 variants asked for: file names per graph and precision, and how each was made."""
+    files: dict[str, dict[str, str]] = {name: {"fp32": g.path.name} for name, g in graphs.items()}
+    recipes: dict[str, Any] = {}
+    if options.fp16:
+        for name, graph in graphs.items():
+            target = graph.path.with_name(f"{name}.fp16.onnx")
+            precision.convert_fp16(graph.path, target)
+            files[name]["fp16"] = target.name
+        recipes["fp16"] = {
+            "tool": "onnxruntime.transformers.float16",
+            "float32_ops": list(precision.FP16_BLOCKED_OPS),
+            "io": "float32",
+            "checked_with": "onnx.checker (full type inference) and onnxruntime CPUExecutionProvider, which runs "
+            "float16 operators lacking CPU float16 kernels in float32 between float16 tensors",
+        }
+        log("built FP16 variants")
+    if options.int8:
+        assert calibration_data is not None  # --int8 without --calib was refused before
+        dataset, trials = calibration_data
+        quantisable: dict[str, Path] = {role: graphs[role].path for role in ("visual", "vggish") if role in graphs}
+        int8 = int8_variants.build_int8_variants(
+            quantisable, dataset, trials, frames=options.calibration_frames, log=log
+        )
+        for role, per_form in int8.files.items():
+            files[role].update(per_form)
+        recipes.update(int8.recipes)
+    return files, recipes
+
+
 def export_bundle(
     arguments: Sequence[str | Path],
     output: str | Path,
@@ -152,35 +277,14 @@ def export_bundle(
         EdgeaffError: other export failures, with the reason.
     """
     out = Path(output)
-    read_paths = [*arguments, *(p for p in (options.calib, options.face_detector) if p is not None)]
-    if options.vggish_weights is not None and not options.vggish_weights.startswith("random:"):
-        read_paths.append(options.vggish_weights)
-    bundle.check_destination(out, force=options.force, inputs=read_paths)
-    if options.int8 and options.calib is None:
-        raise InvalidInputError(
-            "--int8 needs --calib PREPARED_DIR: INT8 scales are calibrated on real frames, never guessed"
-        )
-    check_opset(options.opset)
-    # Everything that can be refused is checked before the expensive steps: the checkpoints' metadata in full, their
-    # compatibility, the face detector and the calibration data.
-    checkpoint_sources = sources.collect_sources(arguments)
-    for source in checkpoint_sources:
-        try:
-            CheckpointMetadata.from_dict(source.metadata)
-        except EdgeaffError as exc:
-            raise InvalidInputError(f"{source.path}: {exc}") from None
-    spec = FeatureSpec.from_dict(sources.check_compatible(checkpoint_sources))
-    check_face_detector(options.face_detector)
-    dataset = None
-    if options.calib is not None:
-        dataset = load_prepared_dataset(options.calib)
-        calibration.check_features(dataset, spec)
+    request = _check_request(arguments, out, options)
+    spec, dataset = request.spec, request.dataset
     removed = bundle.remove_stale_staging(out)
     if removed:
         names = ", ".join(p.name for p in removed)
         log(f"removed {len(removed)} unfinished export folder(s) that a killed export left: {names}")
-    log(f"exporting {len(checkpoint_sources)} model(s): {', '.join(s.label for s in checkpoint_sources)}")
-    loaded = [load_checkpoint(s.path) for s in checkpoint_sources]
+    log(f"exporting {len(request.sources)} model(s): {', '.join(s.label for s in request.sources)}")
+    loaded = [load_checkpoint(s.path) for s in request.sources]
     models = [model for model, _ in loaded]
     metadata = [meta for _, meta in loaded]
     normalizations = [meta.normalization for meta in metadata]
@@ -203,70 +307,20 @@ def export_bundle(
         )
         graphs = graph_set.graphs
         log(f"exported FP32 graphs: {', '.join(graphs)}; shared trunk: {graph_set.trunks.shared}")
-        started = time.perf_counter()
         inputs = _parity_inputs(evaluation, spec, normalizations, frames=options.parity_frames, audio=audio)
         window_embeddings = _window_embeddings(graphs["visual"].path, inputs, len(models), spec.window.length)
-        fp32 = {
-            "visual": parity.check_visual(graphs["visual"].path, models, inputs.frames, spec.face),
-            "temporal": parity.check_temporal(
-                graphs["temporal"].path,
-                models,
-                normalizations,
-                embeddings=window_embeddings,
-                vggish=inputs.vggish,
-                mfcc=inputs.mfcc,
-            ),
-            "temporal_stream": parity.check_stream(
-                graphs["temporal_stream"].path,
-                models,
-                normalizations,
-                embeddings=window_embeddings,
-                vggish=inputs.vggish,
-                mfcc=inputs.mfcc,
-                state_size=graph_set.state_size,
-            ),
-        }
-        if vggish_model is not None:
-            fp32["vggish"] = parity.check_vggish(graphs["vggish"].path, vggish_model, inputs.log_mel)
-        for name, agreement in fp32.items():
-            log(
-                f"parity fp32 {name}: max abs difference {agreement.max_abs:.2e} on outputs up to "
-                f"{agreement.reference_max:.2g} (tolerance {parity.FP32_TOLERANCE:.0e})"
-            )
-        log(f"parity checks took {time.perf_counter() - started:.1f} s")
-        failed = {k: v for k, v in fp32.items() if not v.scaled <= parity.FP32_TOLERANCE}
-        if failed:
-            raise ParityError(
-                f"exported graphs differ from PyTorch beyond {parity.FP32_TOLERANCE:.0e}: "
-                + ", ".join(f"{k} {v.max_abs:.2e}" for k, v in failed.items())
-                + "; the bundle was not written"
-            )
-
-        files: dict[str, dict[str, str]] = {name: {"fp32": g.path.name} for name, g in graphs.items()}
-        recipes: dict[str, Any] = {}
-        if options.fp16:
-            for name, graph in graphs.items():
-                target = graph.path.with_name(f"{name}.fp16.onnx")
-                precision.convert_fp16(graph.path, target)
-                files[name]["fp16"] = target.name
-            recipes["fp16"] = {
-                "tool": "onnxruntime.transformers.float16",
-                "float32_ops": list(precision.FP16_BLOCKED_OPS),
-                "io": "float32",
-                "checked_with": "onnx.checker (full type inference) and onnxruntime CPUExecutionProvider, which runs "
-                "float16 operators lacking CPU float16 kernels in float32 between float16 tensors",
-            }
-            log("built FP16 variants")
-        if options.int8:
-            assert dataset is not None  # --int8 without --calib was refused above
-            quantisable: dict[str, Path] = {role: graphs[role].path for role in ("visual", "vggish") if role in graphs}
-            int8 = int8_variants.build_int8_variants(
-                quantisable, dataset, calibration_trials, frames=options.calibration_frames, log=log
-            )
-            for role, per_form in int8.files.items():
-                files[role].update(per_form)
-            recipes.update(int8.recipes)
-
+        fp32 = _fp32_parity(
+            graph_set,
+            models,
+            normalizations,
+            inputs=inputs,
+            window_embeddings=window_embeddings,
+            spec=spec,
+            vggish=vggish_model,
+            log=log,
+        )
+        calibration_data = (dataset, calibration_trials) if dataset is not None else None
+        files, recipes = _reduced_precision(graphs, options, calibration_data, log)
         started = time.perf_counter()
         quality = _variant_quality(
             staging,
@@ -287,7 +341,7 @@ def export_bundle(
         log(f"added the face detector ({face_detector.source.origin})")
         manifest = build_manifest(
             staging,
-            sources=checkpoint_sources,
+            sources=request.sources,
             metadata=metadata,
             feature_spec=spec,
             graph_set=graph_set,
