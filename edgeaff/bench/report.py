@@ -150,7 +150,25 @@ def _settings_line(settings: Mapping[str, Any]) -> str:
 
 def render_markdown(document: Mapping[str, Any], *, title: str | None = None) -> str:
     """The document as Markdown: stamp, end-to-end figures, stage table, comparisons, skipped, notes."""
-    stamp = document["stamp"]
+    settings = document["stamp"].get("settings", {})
+    fps = (settings.get("source") or {}).get("fps") or 30.0
+    lines = _stamp_markdown(document["stamp"], title)
+    lines += _end_to_end_markdown(document.get("end_to_end"))
+    lines += render_peak_markdown(document)
+    if document.get("checks"):
+        lines += ["## Checks", ""] + [f"- {k}: {_check(v)}" for k, v in document["checks"].items()] + [""]
+    lines += _stages_markdown(document["stages"], fps)
+    lines += _comparisons_markdown(document.get("comparisons") or [])
+    if document.get("skipped"):
+        lines += ["", "## Not measured", ""] + [f"- {s['what']}: {s['why']}" for s in document["skipped"]]
+    notes = [n for n in document.get("notes", []) if n != LOAD_NOTE]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _stamp_markdown(stamp: Mapping[str, Any], title: str | None) -> list[str]:
+    """Title and the stamp: device, date and load, settings, source, batches, threads, instruction sets, versions."""
     settings = stamp.get("settings", {})
     versions = ", ".join(f"{k} {v}" for k, v in stamp.get("versions", {}).items())
     load = stamp.get("load_average", {})
@@ -182,75 +200,70 @@ def render_markdown(document: Mapping[str, Any], *, title: str | None = None) ->
     machine = stamp.get("machine", {})
     if machine.get("isa_line"):
         lines.append(f"- CPU instruction sets: {machine['isa_line']}")
-    lines += [f"- versions: {versions}", "", f"_{LOAD_NOTE}_", ""]
-    e2e = document.get("end_to_end")
-    if e2e:
-        latency = e2e.get("frame_latency_ms")
-        lines += [
-            "## End to end",
-            "",
-            "| passes | frames | video s | wall s | frames/s | × real time | ms/frame "
-            "| frame latency p50 / p90 / p99 ms | peak RSS MiB |",
-            "|---|---|---|---|---|---|---|---|---|",
-            f"| {e2e['passes']} | {e2e['frames']} | {_number(e2e['video_s'], 1)} | {_number(e2e['wall_s'], 1)} "
-            f"| {_number(e2e['frames_per_s'], 1)} | {_number(e2e['x_real_time'], 2)} | {_number(e2e['ms_per_frame'])} "
-            f"| {'-' if not latency else ' / '.join(_number(latency[k], 0) for k in ('p50_ms', 'p90_ms', 'p99_ms'))} "
-            f"| {_number(e2e['peak_rss_mib'], 0)} |",
-            "",
-        ]
-    lines += render_peak_markdown(document)
-    fps = (source or {}).get("fps") or 30.0
-    if document.get("checks"):
-        lines += ["## Checks", ""] + [f"- {k}: {_check(v)}" for k, v in document["checks"].items()] + [""]
-    if document["stages"]:
-        lines += [
-            "## Stages",
-            "",
-            f"ms per call; ms/video-s = milliseconds of this stage per second of {fps:g} fps video "
-            "(the whole pipeline must stay under 1000 to keep up).",
-            "",
-            "| stage | where | calls | frames | mean | p50 | p90 | p99 | ms/frame | ms/video-s | what |",
-            "|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for name, stage in document["stages"].items():
-            per_frame = stage.get("ms_per_frame")
-            per_second = None if per_frame is None else per_frame * fps
-            cells = [
-                stage["count"],
-                stage["frames"],
-                stage["mean_ms"],
-                stage["p50_ms"],
-                stage["p90_ms"],
-                stage["p99_ms"],
-            ]
-            lines.append(
-                f"| {name} | {stage['where']} | " + " | ".join(_number(c) for c in cells)
-                + f" | {_number(per_frame, 3)} | {_number(per_second, 1)} | {stage['description']} |"
-            )  # fmt: skip
-    comparisons = document.get("comparisons") or []
-    if comparisons:
-        lines += [
-            "",
-            "## Side by side (one run, alternating pairs)",
-            "",
-            "ratio = B's time / A's time (how many times faster A is); the range is the 25th-75th percentile of the "
-            "per-pair ratios.",
-            "",
-            "| comparison | A | B | ratio | range | A p50 ms | B p50 ms | pairs | note |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for c in comparisons:
-            lines.append(
-                f"| {c['name']} | {c['a_label']} | {c['b_label']} | **{_number(c['ratio'])}** "
-                f"| {_number(c['ratio_low'])}-{_number(c['ratio_high'])} | {_number(c['a']['p50_ms'], 3)} "
-                f"| {_number(c['b']['p50_ms'], 3)} | {c['pairs']} | {c.get('note', '')} |"
-            )
-    if document.get("skipped"):
-        lines += ["", "## Not measured", ""] + [f"- {s['what']}: {s['why']}" for s in document["skipped"]]
-    notes = [n for n in document.get("notes", []) if n != LOAD_NOTE]
-    if notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
-    return "\n".join(lines) + "\n"
+    return [*lines, f"- versions: {versions}", "", f"_{LOAD_NOTE}_", ""]
+
+
+def _end_to_end_markdown(e2e: Mapping[str, Any] | None) -> list[str]:
+    if not e2e:
+        return []
+    latency = e2e.get("frame_latency_ms")
+    return [
+        "## End to end",
+        "",
+        "| passes | frames | video s | wall s | frames/s | × real time | ms/frame "
+        "| frame latency p50 / p90 / p99 ms | peak RSS MiB |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {e2e['passes']} | {e2e['frames']} | {_number(e2e['video_s'], 1)} | {_number(e2e['wall_s'], 1)} "
+        f"| {_number(e2e['frames_per_s'], 1)} | {_number(e2e['x_real_time'], 2)} | {_number(e2e['ms_per_frame'])} "
+        f"| {'-' if not latency else ' / '.join(_number(latency[k], 0) for k in ('p50_ms', 'p90_ms', 'p99_ms'))} "
+        f"| {_number(e2e['peak_rss_mib'], 0)} |",
+        "",
+    ]
+
+
+def _stages_markdown(stages: Mapping[str, Any], fps: float) -> list[str]:
+    if not stages:
+        return []
+    lines = [
+        "## Stages",
+        "",
+        f"ms per call; ms/video-s = milliseconds of this stage per second of {fps:g} fps video "
+        "(the whole pipeline must stay under 1000 to keep up).",
+        "",
+        "| stage | where | calls | frames | mean | p50 | p90 | p99 | ms/frame | ms/video-s | what |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, stage in stages.items():
+        per_frame = stage.get("ms_per_frame")
+        per_second = None if per_frame is None else per_frame * fps
+        cells = [stage["count"], stage["frames"], stage["mean_ms"], stage["p50_ms"], stage["p90_ms"], stage["p99_ms"]]
+        lines.append(
+            f"| {name} | {stage['where']} | " + " | ".join(_number(c) for c in cells)
+            + f" | {_number(per_frame, 3)} | {_number(per_second, 1)} | {stage['description']} |"
+        )  # fmt: skip
+    return lines
+
+
+def _comparisons_markdown(comparisons: list[Mapping[str, Any]]) -> list[str]:
+    if not comparisons:
+        return []
+    lines = [
+        "",
+        "## Side by side (one run, alternating pairs)",
+        "",
+        "ratio = B's time / A's time (how many times faster A is); the range is the 25th-75th percentile of the "
+        "per-pair ratios.",
+        "",
+        "| comparison | A | B | ratio | range | A p50 ms | B p50 ms | pairs | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        lines.append(
+            f"| {c['name']} | {c['a_label']} | {c['b_label']} | **{_number(c['ratio'])}** "
+            f"| {_number(c['ratio_low'])}-{_number(c['ratio_high'])} | {_number(c['a']['p50_ms'], 3)} "
+            f"| {_number(c['b']['p50_ms'], 3)} | {c['pairs']} | {c.get('note', '')} |"
+        )
+    return lines
 
 
 def _gops(value: Any) -> str:

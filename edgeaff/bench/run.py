@@ -115,6 +115,18 @@ def bundle_settings(bundle: Bundle) -> dict[str, Any]:
     }
 
 
+@dataclasses.dataclass
+class _Findings:
+    """What one bench run has measured so far, gathered by its steps."""
+
+    stages: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    comparisons: list[PairedTiming] = dataclasses.field(default_factory=list)
+    skipped: list[compare.Skipped] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    end_to_end: dict[str, Any] | None = None
+    crops: list[Any] | None = None  # the face crops the pipeline saw, for the precision comparisons
+
+
 def run_bench(
     bundle_path: str | Path,
     *,
@@ -141,106 +153,133 @@ def run_bench(
         raise InvalidInputError(
             f"the bundle {bundle.root} has no {backend.precision} graphs (it has {', '.join(bundle.precisions)})"
         )
-    repeats = options.repeats
-    calls = options.pair_repeats or repeats
-    isolated = options.visual_batch or ISOLATED_BATCH
-    offline = Mode.parse(options.mode) is Mode.OFFLINE
-    settings: dict[str, Any] = {
-        "backend": backend.backend.value,
-        "precision": str(backend.precision),
-        "mode": Mode.parse(options.mode).value if options.source else None,
-        **bundle_settings(bundle),
-        "visual_batch": options.visual_batch,
-        "isolated_batch": options.visual_batch or ISOLATED_BATCH,
-        "threads": backend.threads,
-        "face_detector": DetectorKind.parse(options.face_detector).value if options.source else None,
-        "detect_every": options.detect_every if options.source else None,
-        "faces": options.pipeline_options.faces.value if options.source else None,
-        "max_faces": options.pipeline_options.track_options().max_faces
-        if options.source and options.pipeline_options.multi_face
-        else None,
-        "repeats": dataclasses.asdict(repeats),
-        "call_repeats": dataclasses.asdict(calls),
-        "source": None,
-    }
-    stages: dict[str, dict[str, Any]] = {}
-    comparisons: list[PairedTiming] = []
-    skipped: list[compare.Skipped] = []
-    notes: list[str] = []
-    end_to_end = None
-    peaks = _measure_peaks(options, echo, skipped) if options.peak else None
-    crops = None
+    settings = _settings(bundle, options)
+    found = _Findings()
+    peaks = _measure_peaks(options, echo, found.skipped) if options.peak else None
     if options.source is not None:
-        uri = options.source
-
-        def reopen() -> Source:
-            return open_source(uri)
-
-        with tempfile.TemporaryDirectory(prefix="edgeaff-bench-") as scratch:
-            echo(f"end to end: {settings['mode']} over {uri} ({backend.backend.value}, {backend.precision})")
-            with PipelineSession(bundle, uri, options=options.pipeline_options, out_dir=Path(scratch)) as session:
-                measured = measure_pipeline(session, repeats)
-                crops = None if session.faces is None or not session.faces.crops else session.faces.crops
-                notes += session.notes
-                info = session.info
-                if not session.splits_transfers and backend.backend in (Backend.ORT_CUDA, Backend.ORT_TRT):
-                    notes.append("ONNX Runtime does not report host/device copy times; only native trt does")
-        assert info is not None
-        stages |= _stats(measured.stages, "pipeline")
-        end_to_end = measured.end_to_end
-        summary = measured.summary
-        settings["source"] = {
-            "uri": info.uri, "kind": info.kind.value, "fps": info.fps, "width": info.width, "height": info.height,
-            "frames": summary["frames"], "audio": info.has_audio,
-        }  # fmt: skip
-        settings["graphs"] = summary.get("graphs")
-        settings["batches"] = summary.get("batches")
-        settings["face_counts"] = (summary.get("face_detector") or {}).get("counts")
-        if info.has_audio and bundle.multimodal:
-            echo("isolated: MFCC and log-mel front ends")
-            chunks, fps = components.source_audio(reopen)
-            stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
+        _measure_source(bundle, options.source, options, settings=settings, found=found, echo=echo)
     else:
-        echo(f"network stages on synthetic inputs ({backend.backend.value}, {backend.precision})")
-        stages |= _stats(components.network_stages(bundle, backend, calls, batch=isolated), "isolated")
-        stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
-        for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):
-            skipped.append(compare.Skipped(what, "no --source: only the network stages ran, on synthetic inputs"))
+        _measure_synthetic(bundle, options, found, echo)
     if options.compare:
-        echo("side by side: streaming update vs window re-run")
-        stream = compare.stream_step_vs_window(bundle, backend, calls)
-        comparisons.append(stream)
-        stages["temporal_step"] = {"where": "isolated", **stream.a.to_dict()}
-        stages["temporal_window"] = {"where": "isolated", **stream.b.to_dict()}
-        echo("side by side: precisions")
-        found, missing = compare.precision_comparisons(
-            bundle, backend, calls, batch=isolated, crops=None if crops is None else _stack(crops)
-        )
-        comparisons += found
-        skipped += missing
-        if len(bundle.precisions) == 1:
-            skipped.append(compare.Skipped("precision comparisons", "the bundle has FP32 graphs only"))
-        gpu = machine["gpu"] is not None
-        found, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=isolated, gpu=gpu)
-        comparisons += found
-        skipped += missing
-    counts = _count_graphs(bundle, backend, echo, skipped)
-    offline_run = offline or options.source is None
+        _compare(bundle, options, found, echo, gpu=machine["gpu"] is not None)
+    counts = _count_graphs(bundle, backend, echo, found.skipped)
+    offline_run = Mode.parse(options.mode) is Mode.OFFLINE or options.source is None
     report = efficiency.efficiency(
-        counts=counts, stages=stages, peaks=peaks, offline=offline_run, end_to_end=end_to_end
+        counts=counts, stages=found.stages, peaks=peaks, offline=offline_run, end_to_end=found.end_to_end
     )
     settings["threads_per_graph"] = _threads_per_graph(bundle, backend)
     stamp = make_stamp(settings=settings, load_before=load_before, machine=machine)
     return build_document(
         stamp=stamp,
-        stages=stages,
-        end_to_end=end_to_end,
-        comparisons=[c.to_dict() for c in comparisons],
-        skipped=[s.to_dict() for s in skipped],
-        notes=notes,
+        stages=found.stages,
+        end_to_end=found.end_to_end,
+        comparisons=[c.to_dict() for c in found.comparisons],
+        skipped=[s.to_dict() for s in found.skipped],
+        notes=found.notes,
         peaks=None if peaks is None else peaks.to_dict(),
         efficiency=report if counts else None,
     )
+
+
+def _settings(bundle: Bundle, options: BenchOptions) -> dict[str, Any]:
+    """The stamp's settings: what ran, on which bundle, with which batches, threads and repeats."""
+    backend = options.backend
+    source = options.source is not None
+    pipeline = options.pipeline_options
+    return {
+        "backend": backend.backend.value,
+        "precision": str(backend.precision),
+        "mode": Mode.parse(options.mode).value if source else None,
+        **bundle_settings(bundle),
+        "visual_batch": options.visual_batch,
+        "isolated_batch": options.visual_batch or ISOLATED_BATCH,
+        "threads": backend.threads,
+        "face_detector": DetectorKind.parse(options.face_detector).value if source else None,
+        "detect_every": options.detect_every if source else None,
+        "faces": pipeline.faces.value if source else None,
+        "max_faces": pipeline.track_options().max_faces if source and pipeline.multi_face else None,
+        "repeats": dataclasses.asdict(options.repeats),
+        "call_repeats": dataclasses.asdict(options.pair_repeats or options.repeats),
+        "source": None,
+    }
+
+
+def _measure_source(
+    bundle: Bundle,
+    uri: str,
+    options: BenchOptions,
+    *,
+    settings: dict[str, Any],
+    found: _Findings,
+    echo: Callable[[str], None],
+) -> None:
+    """The public pipeline over ``uri``, repeatedly, then the audio front ends on the same source in isolation."""
+    backend = options.backend
+    with tempfile.TemporaryDirectory(prefix="edgeaff-bench-") as scratch:
+        echo(f"end to end: {settings['mode']} over {uri} ({backend.backend.value}, {backend.precision})")
+        with PipelineSession(bundle, uri, options=options.pipeline_options, out_dir=Path(scratch)) as session:
+            measured = measure_pipeline(session, options.repeats)
+            found.crops = None if session.faces is None or not session.faces.crops else session.faces.crops
+            found.notes += session.notes
+            info = session.info
+            if not session.splits_transfers and backend.backend in (Backend.ORT_CUDA, Backend.ORT_TRT):
+                found.notes.append("ONNX Runtime does not report host/device copy times; only native trt does")
+    assert info is not None
+    found.stages |= _stats(measured.stages, "pipeline")
+    found.end_to_end = measured.end_to_end
+    summary = measured.summary
+    settings["source"] = {
+        "uri": info.uri, "kind": info.kind.value, "fps": info.fps, "width": info.width, "height": info.height,
+        "frames": summary["frames"], "audio": info.has_audio,
+    }  # fmt: skip
+    settings["graphs"] = summary.get("graphs")
+    settings["batches"] = summary.get("batches")
+    settings["face_counts"] = (summary.get("face_detector") or {}).get("counts")
+    if info.has_audio and bundle.multimodal:
+        echo("isolated: MFCC and log-mel front ends")
+
+        def reopen() -> Source:
+            return open_source(uri)
+
+        chunks, fps = components.source_audio(reopen)
+        calls = options.pair_repeats or options.repeats
+        found.stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
+
+
+def _measure_synthetic(bundle: Bundle, options: BenchOptions, found: _Findings, echo: Callable[[str], None]) -> None:
+    """Without a source: the network and ensembling stages on synthetic inputs."""
+    backend = options.backend
+    calls = options.pair_repeats or options.repeats
+    echo(f"network stages on synthetic inputs ({backend.backend.value}, {backend.precision})")
+    batch = options.visual_batch or ISOLATED_BATCH
+    found.stages |= _stats(components.network_stages(bundle, backend, calls, batch=batch), "isolated")
+    found.stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
+    for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):
+        found.skipped.append(compare.Skipped(what, "no --source: only the network stages ran, on synthetic inputs"))
+
+
+def _compare(
+    bundle: Bundle, options: BenchOptions, found: _Findings, echo: Callable[[str], None], *, gpu: bool
+) -> None:
+    """Side by side: the streaming update against the window, the precisions, TensorRT against ONNX Runtime."""
+    backend = options.backend
+    calls = options.pair_repeats or options.repeats
+    batch = options.visual_batch or ISOLATED_BATCH
+    echo("side by side: streaming update vs window re-run")
+    stream = compare.stream_step_vs_window(bundle, backend, calls)
+    found.comparisons.append(stream)
+    found.stages["temporal_step"] = {"where": "isolated", **stream.a.to_dict()}
+    found.stages["temporal_window"] = {"where": "isolated", **stream.b.to_dict()}
+    echo("side by side: precisions")
+    crops = None if found.crops is None else _stack(found.crops)
+    present, missing = compare.precision_comparisons(bundle, backend, calls, batch=batch, crops=crops)
+    found.comparisons += present
+    found.skipped += missing
+    if len(bundle.precisions) == 1:
+        found.skipped.append(compare.Skipped("precision comparisons", "the bundle has FP32 graphs only"))
+    present, missing = compare.tensorrt_vs_onnxruntime(bundle, backend, calls, batch=batch, gpu=gpu)
+    found.comparisons += present
+    found.skipped += missing
 
 
 def _measure_peaks(options: BenchOptions, echo: Callable[[str], None], skipped: list[compare.Skipped]) -> Peaks | None:
