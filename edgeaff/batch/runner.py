@@ -125,54 +125,11 @@ def run_batch(
         raise InvalidInputError(f"cannot create the output folder {out} ({exc.strerror})") from None
     with output_lock(out):
         remove_stale_temporaries(out, (f"{INDEX_NAME}.csv.", f"{INDEX_NAME}.parquet."))  # a killed batch's index
-        results: dict[str, VideoResult] = {}
-        todo = []
-        for item in items:
-            summary = completed_summary(item, settings)
-            if summary is None:
-                todo.append(item)
-            else:
-                results[item.key] = VideoResult.from_summary(item.key, summary, reused=True)
-        sizes = {item.key: _size(item) for item in todo}
-        running: set[str] = set()
-        ran: list[str] = []
-        last_index = 0.0
-        index: list[Path] = []
-
-        def write(force: bool = False) -> None:
-            nonlocal last_index, index
-            now = time.monotonic()
-            if force or now - last_index >= INDEX_EVERY_S:
-                index = write_index(index_rows(items, results, out), out)
-                last_index = now
-
-        def on_started(item: BatchItem) -> None:
-            if item.key in results:
-                return  # a worker's "started" message that arrived after its result
-            running.add(item.key)
-            if progress is not None:
-                progress.started(item.key, sizes.get(item.key, 0))
-
-        def on_frames(key: str, frames: int, declared: int | None) -> None:
-            if progress is not None and key in running:
-                progress.frames(key, frames, declared)
-
-        def on_finished(result: VideoResult) -> None:
-            if result.fatal:
-                running.discard(result.key)
-                raise EdgeaffError(f"a batch worker could not start, so no video can run: {result.error}")
-            running.discard(result.key)
-            if result.status is VideoStatus.PENDING:  # handed to a worker after the batch was stopped
-                return
-            results[result.key] = result
-            ran.append(result.key)
-            if progress is not None:
-                progress.finished(result, sizes.get(result.key, 0))
-            write()
-
+        ledger = _Ledger(items, out, settings, progress)
+        todo = ledger.todo
         if progress is not None:
-            progress.begin(videos=len(todo), reused=len(items) - len(todo), total_bytes=sum(sizes.values()))
-        events = Events(on_started, on_frames, on_finished)
+            progress.begin(videos=len(todo), reused=len(items) - len(todo), total_bytes=sum(ledger.sizes.values()))
+        events = Events(ledger.on_started, ledger.on_frames, ledger.on_finished)
         interrupted = False
         try:
             if not todo:
@@ -186,20 +143,87 @@ def run_batch(
         except KeyboardInterrupt:
             interrupted = True
         finally:
-            for key in sorted(running - set(results)):
-                results[key] = VideoResult(key, VideoStatus.INTERRUPTED)
-                ran.append(key)
-            for item in todo:  # stopped just after its summary was written: its results are complete
-                result = results.get(item.key)
-                summary = None
-                if result is not None and result.status is VideoStatus.INTERRUPTED:
-                    summary = completed_summary(item, settings)
-                if summary is not None:
-                    results[item.key] = VideoResult.from_summary(item.key, summary, reused=False)
-            write(force=True)
+            ledger.settle()
+    results = ledger.results
     for item in items:
         results.setdefault(item.key, VideoResult(item.key, VideoStatus.PENDING))
-    return BatchReport(results, index, tuple(ran), time.perf_counter() - started, interrupted=interrupted)
+    return BatchReport(results, ledger.index, tuple(ledger.ran), time.perf_counter() - started, interrupted=interrupted)
+
+
+class _Ledger:
+    """A batch's book of videos: which to run, which run now, their results, the index and the progress display.
+
+    The executors report to it through :class:`~edgeaff.batch.executors.Events`; the index is rewritten as results
+    come in (at most every :data:`INDEX_EVERY_S`) and once more by :meth:`settle`.
+    """
+
+    def __init__(
+        self, items: Sequence[BatchItem], out: Path, settings: BatchSettings, progress: BatchProgress | None
+    ) -> None:
+        self.items = items
+        self.out = out
+        self.settings = settings
+        self.progress = progress
+        self.results: dict[str, VideoResult] = {}
+        self.todo: list[BatchItem] = []
+        for item in items:
+            summary = completed_summary(item, settings)
+            if summary is None:
+                self.todo.append(item)
+            else:
+                self.results[item.key] = VideoResult.from_summary(item.key, summary, reused=True)
+        self.sizes = {item.key: _size(item) for item in self.todo}
+        self.running: set[str] = set()
+        self.ran: list[str] = []
+        self.index: list[Path] = []
+        self._last_index = 0.0
+
+    def write(self, *, force: bool = False) -> None:
+        """Rewrite the index, unless it was written less than :data:`INDEX_EVERY_S` ago (``force``: always)."""
+        now = time.monotonic()
+        if force or now - self._last_index >= INDEX_EVERY_S:
+            self.index = write_index(index_rows(self.items, self.results, self.out), self.out)
+            self._last_index = now
+
+    def on_started(self, item: BatchItem) -> None:
+        if item.key in self.results:
+            return  # a worker's "started" message that arrived after its result
+        self.running.add(item.key)
+        if self.progress is not None:
+            self.progress.started(item.key, self.sizes.get(item.key, 0))
+
+    def on_frames(self, key: str, frames: int, declared: int | None) -> None:
+        if self.progress is not None and key in self.running:
+            self.progress.frames(key, frames, declared)
+
+    def on_finished(self, result: VideoResult) -> None:
+        self.running.discard(result.key)
+        if result.fatal:
+            raise EdgeaffError(f"a batch worker could not start, so no video can run: {result.error}")
+        if result.status is VideoStatus.PENDING:  # handed to a worker after the batch was stopped
+            return
+        self.results[result.key] = result
+        self.ran.append(result.key)
+        if self.progress is not None:
+            self.progress.finished(result, self.sizes.get(result.key, 0))
+        self.write()
+
+    def settle(self) -> None:
+        """After the executor returned or was stopped: videos still running are interrupted, the index written.
+
+        A video stopped just after its summary was written has complete results, and is recorded as done.
+        """
+        for key in sorted(self.running - set(self.results)):
+            self.results[key] = VideoResult(key, VideoStatus.INTERRUPTED)
+            self.ran.append(key)
+        for item in self.todo:
+            result = self.results.get(item.key)
+            summary = None
+            if result is not None and result.status is VideoStatus.INTERRUPTED:
+                summary = completed_summary(item, self.settings)
+            if summary is not None:
+                self.results[item.key] = VideoResult.from_summary(item.key, summary, reused=False)
+        self.write(force=True)
 
 
 def _size(item: BatchItem) -> int:
