@@ -132,45 +132,65 @@ def _error(status: int, message: str, **headers: str) -> JSONResponse:
 
 def create_app(state: ServerState) -> Guard:
     """The ASGI application for ``state`` (wrapped in the token guard and security headers)."""
-    assets = _assets()
+    endpoints = _Endpoints(state)
+    routes = [
+        Route("/", _dashboard(state)),
+        Route("/static/{name}", endpoints.static),
+        Route("/health", endpoints.health),
+        Route("/status", endpoints.status),
+        Route("/latest", endpoints.latest),
+        Route("/preview.jpg", endpoints.preview),
+        Route("/metrics", endpoints.metrics),
+        Route("/predict", endpoints.predict, methods=["POST"]),
+        WebSocketRoute("/ws", endpoints.stream),
+    ]
+    return Guard(Starlette(routes=routes, lifespan=endpoints.lifespan), token=state.settings.token)
 
-    async def static(request: Request) -> Response:
-        found = assets.get(str(request.path_params["name"]))
+
+class _Endpoints:
+    """The server's HTTP and WebSocket endpoints and its lifespan, over one :class:`ServerState`."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.assets = _assets()
+
+    async def static(self, request: Request) -> Response:
+        found = self.assets.get(str(request.path_params["name"]))
         if found is None:
             return _error(404, "no such file")
         return Response(found[0], media_type=found[1])
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "source": state.status.state.value})
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True, "source": self.state.status.state.value})
 
-    async def status(request: Request) -> Response:
-        snapshot = state.status.snapshot()
-        clients = state.hub.info()
-        uploads = None if state.uploads is None else dict(state.uploads.counts)
+    async def status(self, request: Request) -> Response:
+        snapshot = self.state.status.snapshot()
+        clients = self.state.hub.info()
+        uploads = None if self.state.uploads is None else dict(self.state.uploads.counts)
         extra = {"clients": clients, "dropped_messages": clients["dropped_messages"], "uploads": uploads}
-        return JSONResponse({**snapshot, **state.about, **extra})
+        return JSONResponse({**snapshot, **self.state.about, **extra})
 
-    async def latest(request: Request) -> Response:
-        value = state.latest.get()
+    async def latest(self, request: Request) -> Response:
+        value = self.state.latest.get()
         if value is None:
             return _error(503, "no prediction yet", **{"Retry-After": "1"})
         return Response(value[1], media_type="application/json")
 
-    async def preview(request: Request) -> Response:
-        if not state.settings.preview:
+    async def preview(self, request: Request) -> Response:
+        if not self.state.settings.preview:
             return _error(404, "the preview is off (--no-preview)")
-        data = await run_in_threadpool(state.latest.jpeg)
+        data = await run_in_threadpool(self.state.latest.jpeg)
         if data is False:
             return _error(503, "no frame yet", **{"Retry-After": "1"})
         if data is None or data is True:
             return _error(404, "this source has no frames to show")
         return Response(data, media_type="image/jpeg")
 
-    async def metrics(request: Request) -> Response:
-        return Response(state.metrics.render(), media_type=CONTENT_TYPE)
+    async def metrics(self, request: Request) -> Response:
+        return Response(self.state.metrics.render(), media_type=CONTENT_TYPE)
 
-    async def predict(request: Request) -> Response:
-        service = state.uploads
+    async def predict(self, request: Request) -> Response:
+        service = self.state.uploads
         if service is None:
             return _error(404, "uploads are off on this server (--no-upload)")
         declared = request.headers.get("content-length")
@@ -189,40 +209,27 @@ def create_app(state: ServerState) -> Guard:
             service.end()
         return JSONResponse(result)
 
-    async def stream(websocket: WebSocket) -> None:
+    async def stream(self, websocket: WebSocket) -> None:
         client = websocket.client
-        subscriber = state.hub.subscribe(f"{client.host}:{client.port}" if client else "client")
+        subscriber = self.state.hub.subscribe(f"{client.host}:{client.port}" if client else "client")
         if subscriber is None:
-            await _refuse_websocket(websocket, state.hub.max_clients)
+            await _refuse_websocket(websocket, self.state.hub.max_clients)
             return
         try:
             await websocket.accept()
             await _pump(websocket, subscriber)
         finally:
-            state.hub.unsubscribe(subscriber)
+            self.state.hub.unsubscribe(subscriber)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.hub.attach(asyncio.get_running_loop())
-        state.on_startup()
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.state.hub.attach(asyncio.get_running_loop())
+        self.state.on_startup()
         try:
             yield
         finally:
-            state.hub.close()
-            await run_in_threadpool(state.on_shutdown)
-
-    routes = [
-        Route("/", _dashboard(state)),
-        Route("/static/{name}", static),
-        Route("/health", health),
-        Route("/status", status),
-        Route("/latest", latest),
-        Route("/preview.jpg", preview),
-        Route("/metrics", metrics),
-        Route("/predict", predict, methods=["POST"]),
-        WebSocketRoute("/ws", stream),
-    ]
-    return Guard(Starlette(routes=routes, lifespan=lifespan), token=state.settings.token)
+            self.state.hub.close()
+            await run_in_threadpool(self.state.on_shutdown)
 
 
 async def _refuse_websocket(websocket: WebSocket, limit: int) -> None:
