@@ -80,6 +80,16 @@ class BenchOptions:
         _ = self.pipeline_options  # validates mode, batch, detector and detection interval
 
     @property
+    def call_repeats(self) -> Repeats:
+        """The budget of the isolated stages and the comparisons."""
+        return self.pair_repeats or self.repeats
+
+    @property
+    def isolated_batch(self) -> int:
+        """Crops or examples per call of the isolated network stages and the comparisons."""
+        return self.visual_batch or ISOLATED_BATCH
+
+    @property
     def pipeline_options(self) -> PipelineOptions:
         """The options of the pipeline the end-to-end passes run."""
         return PipelineOptions(
@@ -192,14 +202,14 @@ def _settings(bundle: Bundle, options: BenchOptions) -> dict[str, Any]:
         "mode": Mode.parse(options.mode).value if source else None,
         **bundle_settings(bundle),
         "visual_batch": options.visual_batch,
-        "isolated_batch": options.visual_batch or ISOLATED_BATCH,
+        "isolated_batch": options.isolated_batch,
         "threads": backend.threads,
         "face_detector": DetectorKind.parse(options.face_detector).value if source else None,
         "detect_every": options.detect_every if source else None,
         "faces": pipeline.faces.value if source else None,
         "max_faces": pipeline.track_options().max_faces if source and pipeline.multi_face else None,
         "repeats": dataclasses.asdict(options.repeats),
-        "call_repeats": dataclasses.asdict(options.pair_repeats or options.repeats),
+        "call_repeats": dataclasses.asdict(options.call_repeats),
         "source": None,
     }
 
@@ -242,17 +252,15 @@ def _measure_source(
             return open_source(uri)
 
         chunks, fps = components.source_audio(reopen)
-        calls = options.pair_repeats or options.repeats
-        found.stages |= _stats(components.audio_front_ends(bundle, chunks, fps, calls), "isolated")
+        found.stages |= _stats(components.audio_front_ends(bundle, chunks, fps, options.call_repeats), "isolated")
 
 
 def _measure_synthetic(bundle: Bundle, options: BenchOptions, found: _Findings, echo: Callable[[str], None]) -> None:
     """Without a source: the network and ensembling stages on synthetic inputs."""
     backend = options.backend
-    calls = options.pair_repeats or options.repeats
+    calls = options.call_repeats
     echo(f"network stages on synthetic inputs ({backend.backend.value}, {backend.precision})")
-    batch = options.visual_batch or ISOLATED_BATCH
-    found.stages |= _stats(components.network_stages(bundle, backend, calls, batch=batch), "isolated")
+    found.stages |= _stats(components.network_stages(bundle, backend, calls, batch=options.isolated_batch), "isolated")
     found.stages |= _stats(components.ensemble_stages(bundle, calls, frames=SYNTHETIC_ENSEMBLE_FRAMES), "isolated")
     for what in ("decode", "face detection, tracking and alignment", "MFCC and log-mel", "writing"):
         found.skipped.append(compare.Skipped(what, "no --source: only the network stages ran, on synthetic inputs"))
@@ -263,8 +271,7 @@ def _compare(
 ) -> None:
     """Side by side: the streaming update against the window, the precisions, TensorRT against ONNX Runtime."""
     backend = options.backend
-    calls = options.pair_repeats or options.repeats
-    batch = options.visual_batch or ISOLATED_BATCH
+    calls, batch = options.call_repeats, options.isolated_batch
     echo("side by side: streaming update vs window re-run")
     stream = compare.stream_step_vs_window(bundle, backend, calls)
     found.comparisons.append(stream)
