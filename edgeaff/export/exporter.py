@@ -142,7 +142,7 @@ def check_opset(opset: int) -> int:
 class _Request:
     """An export request checked in full: the checkpoints, their common feature spec and the calibration data."""
 
-    sources: list[sources.CheckpointSource]
+    checkpoints: list[sources.CheckpointSource]
     spec: FeatureSpec
     dataset: PreparedDataset | None
 
@@ -283,8 +283,8 @@ def export_bundle(
     if removed:
         names = ", ".join(p.name for p in removed)
         log(f"removed {len(removed)} unfinished export folder(s) that a killed export left: {names}")
-    log(f"exporting {len(request.sources)} model(s): {', '.join(s.label for s in request.sources)}")
-    loaded = [load_checkpoint(s.path) for s in request.sources]
+    log(f"exporting {len(request.checkpoints)} model(s): {', '.join(s.label for s in request.checkpoints)}")
+    loaded = [load_checkpoint(s.path) for s in request.checkpoints]
     models = [model for model, _ in loaded]
     metadata = [meta for _, meta in loaded]
     normalizations = [meta.normalization for meta in metadata]
@@ -341,7 +341,7 @@ def export_bundle(
         log(f"added the face detector ({face_detector.source.origin})")
         manifest = build_manifest(
             staging,
-            sources=request.sources,
+            sources=request.checkpoints,
             metadata=metadata,
             feature_spec=spec,
             graph_set=graph_set,
