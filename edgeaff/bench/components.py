@@ -29,14 +29,17 @@ from edgeaff.runtime import (
     bundle_dimension_plans,
     ccc_centering,
     graph_runner,
+    tuned_stream_threads,
 )
 
 SYNTHETIC_SEED = 20211
 
 
 def open_runner(bundle: Bundle, role: str, options: BackendOptions, stack: contextlib.ExitStack) -> Runner:
-    """Enter the runner of one of the bundle's graphs on ``options`` (closed with ``stack``)."""
-    runner, _ = graph_runner(bundle, role, options)
+    """Enter the runner of one of the bundle's graphs on ``options`` (closed with ``stack``); the streaming graph
+    with the thread count the pipeline gives it (measured once per machine, :func:`tuned_stream_threads`)."""
+    threads = tuned_stream_threads(bundle, options).threads if role == "temporal_stream" else None
+    runner, _ = graph_runner(bundle, role, options, threads=threads)
     return stack.enter_context(runner)
 
 

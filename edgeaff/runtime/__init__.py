@@ -68,6 +68,7 @@ from edgeaff.runtime.pipeline.plan import DimensionPlan, bundle_dimension_plans
 from edgeaff.runtime.pipeline.prediction import Prediction
 from edgeaff.runtime.pipeline.run import PipelineRun
 from edgeaff.runtime.pipeline.stream import PushStream
+from edgeaff.runtime.pipeline.stream_threads import ThreadChoice, tuned_stream_threads
 from edgeaff.runtime.pipeline.timing import StageTimer
 from edgeaff.runtime.sinks import Outputs, Results, write_results
 from edgeaff.runtime.spec import AudioNormalization, FeatureSpec, ScalarStats
@@ -123,6 +124,7 @@ __all__ = [
     "SourceTimeoutError",
     "StageTimer",
     "TensorSpec",
+    "ThreadChoice",
     "TrackOptions",
     "TrtRunner",
     "VideoFrame",
@@ -143,6 +145,7 @@ __all__ = [
     "read_cpu_info",
     "resolve_output_name",
     "safe_stem",
+    "tuned_stream_threads",
     "write_results",
     "zero_stream_state",
 ]

@@ -10,8 +10,10 @@ graph                  threads    why
 =====================  =========  ===================================================================================
 ``visual``, ``vggish``  all cores  batches of crops or log-mel examples: large convolutions that split well
 ``temporal``           all cores  a 300-frame window
-``temporal_stream``    1          one frame per call: thousands of tiny nodes; waking a second thread for each costs
-                                  more than it saves (median 1.2-1.9× slower with 2 threads on 2 cores)
+``temporal_stream``    1          one frame per call. The pipeline measures this graph's count once per machine and
+                                  bundle (:mod:`edgeaff.runtime.pipeline.stream_threads`): a 12-network bundle's
+                                  weights outgrow the caches and run 1.5× faster on 2 threads, one fold's fit and run
+                                  0.8× as fast; 1 is the count where nothing is measured
 ``face_detector``      1          one 128×128 image per call, every few frames
 =====================  =========  ===================================================================================
 

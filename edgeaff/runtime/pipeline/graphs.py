@@ -17,6 +17,7 @@ from edgeaff.runtime.backends.graphs import GraphChoice, graph_runner
 from edgeaff.runtime.errors import InvalidInputError
 from edgeaff.runtime.faces import DetectorKind, FaceStage, FaceStageOptions
 from edgeaff.runtime.pipeline.options import PipelineOptions
+from edgeaff.runtime.pipeline.stream_threads import ThreadChoice, tuned_stream_threads
 from edgeaff.runtime.pipeline.tuning import DEFAULTS, BatchChoice, tuned_batch
 
 
@@ -49,15 +50,23 @@ class GraphSet:
         self.on_note = on_note
         self.choices: dict[str, GraphChoice] = {}
         self.batches: dict[str, BatchChoice] = {}
+        self.stream_threads: ThreadChoice | None = None
         self._runners: dict[str, Runner] = {}
         self._entered: dict[str, Runner] = {}
         self._faces: FaceStage | None = None
         self._stack = contextlib.ExitStack()
 
     def runner(self, role: str) -> Runner:
-        """The entered runner of graph ``role`` (``visual``, ``vggish``, ``temporal``, ``temporal_stream``)."""
+        """The entered runner of graph ``role`` (``visual``, ``vggish``, ``temporal``, ``temporal_stream``); the
+        streaming graph with its measured thread count (:mod:`edgeaff.runtime.pipeline.stream_threads`)."""
         if role not in self._runners:
-            runner, choice = graph_runner(self.bundle, role, self.options.backend)
+            threads = None
+            if role == "temporal_stream":
+                self.stream_threads = tuned_stream_threads(
+                    self.bundle, self.options.backend, tune=self.options.tune, on_note=self.on_note
+                )
+                threads = self.stream_threads.threads
+            runner, choice = graph_runner(self.bundle, role, self.options.backend, threads=threads)
             entered = self._stack.enter_context(runner)
             check_outputs(self.bundle, role, entered.outputs, choice.file)
             self.choices[role] = choice

@@ -83,7 +83,8 @@ class PipelineOptions:
         spool_dir: where that temporary file goes.
         tune: offline, without ``batch``: the visual and VGGish graphs' batch sizes are measured once per machine
             and bundle and cached (:mod:`edgeaff.runtime.pipeline.tuning`; ONNX Runtime backends); ``False``: 16
-            and 32.
+            and 32. In stream mode, without ``--threads``: the streaming graph's thread count, likewise
+            (:mod:`edgeaff.runtime.pipeline.stream_threads`; ONNX Runtime on the CPU); ``False``: 1.
         prefetch: read the source and run the face stage in a background thread, ahead of the graphs
             (:class:`~edgeaff.runtime.io.prefetch.Prefetcher`; the same predictions). ``None``: when this process may
             use two cores or more, where decoding and face tracking then overlap the graphs.

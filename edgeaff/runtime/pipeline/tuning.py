@@ -91,9 +91,7 @@ def tuning_key(bundle: Bundle, role: str, choice: GraphChoice, options: BackendO
         "precision": choice.precision,
         "threads": graph_threads(role, options.threads),
         "spinning": graph_spinning(options.spinning),
-        "cpu": cpu_model(),
-        "flags": sorted(cpu_flags()),
-        "onnxruntime": versions(["onnxruntime"]).get("onnxruntime"),
+        **machine_facts(),
         "candidates": list(CANDIDATES),
         "method": "fastest-round",  # a change of method measures again
     }
@@ -146,28 +144,51 @@ CACHE_MAX_BYTES = 64 * 1024
 """A tuning cache entry is a few hundred bytes; anything larger is not one."""
 
 
-def _cache_file(key: str) -> Path:
+def cache_file(key: str) -> Path:
+    """Where the tuning entry ``key`` is cached (``<cache dir>/tuning/<key>.json``)."""
     return cache_dir() / "tuning" / f"{key}.json"
 
 
-def _read_cache(key: str, role: str) -> BatchChoice | None:
-    if not _cache_file(key).is_file():
+def read_cached(key: str, kind: str) -> dict[str, Any] | None:
+    """The cached entry ``key`` of format ``kind``, or ``None`` when there is none or it is not one this module
+    wrote (damaged, edited, foreign): such an entry is measured anew, never an error."""
+    if not cache_file(key).is_file():
         return None
-    # A cache entry that is not what this module writes (damaged, edited, foreign) is measured anew, never an error.
-    with contextlib.suppress(InvalidInputError, ValueError, KeyError, TypeError, AttributeError):
-        document = read_json(_cache_file(key), max_bytes=CACHE_MAX_BYTES)
-        if document.get("format") == TUNING_FORMAT and document.get("key") == key:
-            timings = {int(k): float(v) for k, v in document["ms_per_item"].items()}
-            batch = int(document["batch"])
-            if batch in CANDIDATES and set(timings) == set(CANDIDATES):
-                return BatchChoice(role, batch, "cache", timings, key)
+    with contextlib.suppress(InvalidInputError, ValueError):
+        document = read_json(cache_file(key), max_bytes=CACHE_MAX_BYTES)
+        if isinstance(document, dict) and document.get("format") == kind and document.get("key") == key:
+            return document
     return None
 
 
-def _write_cache(choice: BatchChoice) -> None:
-    document = {"format": TUNING_FORMAT, "key": choice.key, "measured": time.time(), **choice.to_dict()}
-    with contextlib.suppress(OSError), atomic_output(_cache_file(choice.key)) as tmp:
+def write_cached(key: str, kind: str, entry: Mapping[str, Any]) -> None:
+    """Cache ``entry`` under ``key`` (temp file, then rename); a cache that cannot be written is skipped."""
+    document = {"format": kind, "key": key, "measured": time.time(), **entry}
+    with contextlib.suppress(OSError), atomic_output(cache_file(key)) as tmp:
         tmp.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def machine_facts() -> dict[str, Any]:
+    """What a measurement on this machine depends on besides the graph: CPU model and flags, usable cores, ONNX
+    Runtime's version."""
+    return {
+        "cpu": cpu_model(),
+        "flags": sorted(cpu_flags()),
+        "cores": usable_cores(),
+        "onnxruntime": versions(["onnxruntime"]).get("onnxruntime"),
+    }
+
+
+def _read_cache(key: str, role: str) -> BatchChoice | None:
+    document = read_cached(key, TUNING_FORMAT)
+    if document is None:
+        return None
+    with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+        timings = {int(k): float(v) for k, v in document["ms_per_item"].items()}
+        batch = int(document["batch"])
+        if batch in CANDIDATES and set(timings) == set(CANDIDATES):
+            return BatchChoice(role, batch, "cache", timings, key)
+    return None
 
 
 def tuned_batch(
@@ -194,12 +215,12 @@ def tuned_batch(
     if cached is not None:
         return cached
     if on_note is not None:
-        on_note(f"note: measuring the {role} graph's batch size on this machine (once; cached in {_cache_file(key)})")
+        on_note(f"note: measuring the {role} graph's batch size on this machine (once; cached in {cache_file(key)})")
     feeds = {batch: synthetic_feed(role, runner, batch) for batch in CANDIDATES}
     timings = measure_batches(lambda batch: runner.infer(feeds[batch]))
     measured = BatchChoice(role, pick_batch(timings), "measured", timings, key)
     if quiet_machine():
-        _write_cache(measured)
+        write_cached(key, TUNING_FORMAT, measured.to_dict())
     elif on_note is not None:
         on_note(f"note: the machine was busy while the {role} batch was measured; the choice is not cached")
     return measured
