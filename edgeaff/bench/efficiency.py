@@ -9,14 +9,28 @@ taken at best
     bound_ms = Σ over (precision, kind) of flops[precision, kind] × frames / peak[precision, kind]
 
 (each kind held against the peak of its own kind at its precision; the best peak of the precision where that kind
-was not measured; FP16 on a CPU against FP32, which is what ONNX Runtime's CPU kernels compute). The **fraction of
-peak** is ``bound_ms / total_ms``: 1.0 means the graph ran as fast as the machine's own large GEMM or convolution.
+was not measured; FP16 on a CPU against FP32, which is what ONNX Runtime's CPU kernels compute).
+
+A call also reads every weight of the graph once; at the measured bandwidth peak (GB/s of weights that a chain of
+matrix-vector products reads, :mod:`edgeaff.bench.peak`) that takes at least
+
+    memory_ms = calls × weight_bytes / bandwidth
+
+and the stage's bound is the larger of the two (a roofline): a graph called on a whole window or a batch of crops is
+bound by arithmetic, the streaming step (one frame per call, two FLOPs per weight) by memory. The **fraction of
+peak** is ``bound_ms / total_ms``: 1.0 means the graph ran as fast as the machine's own large GEMM or convolution,
+or, for a memory-bound graph, read its weights as fast as the machine's own matrix-vector chain. A graph whose
+weights fit the last-level cache keeps them there between calls and can pass 1.0 against the memory bound.
 
 End to end, the graph stages of the pipeline together give the FLOPs per frame, the achieved GOP/s over the whole
 wall time and the **bound frames/s**: how many frames per second the machine would process if the graphs ran at
 the peak and everything else (decoding, faces, audio features, Python) took no time. The **INT8 bound** is the same
-with every graph held against the INT8 peaks (as if all of them were quantised), the best case an INT8 bundle can
-reach on this machine.
+with every graph held against the INT8 peaks (as if all of them were quantised, their weights a quarter of the
+bytes), the best case an INT8 bundle can reach on this machine.
+
+When the run timed both the temporal window and the streaming step, ``stream_step_vs_window`` gives the bound of
+re-running one window over the bound of one step: the largest ratio the machine allows between the two, to set
+beside the measured one (``edgeaff bench``'s comparison of the same name).
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeaff.bench.flops import CONV_OPS, GraphFlops, count_flops, graph_symbols, load_graph
-from edgeaff.bench.peak import Peaks
+from edgeaff.bench.peak import Peaks, weight_bytes
 from edgeaff.runtime import BackendOptions, Bundle, graph_runner
 
 # Stage -> (graph role, what one of the stage's frames is). The temporal stage runs the windowed graph offline and
@@ -56,6 +70,7 @@ class GraphCount:
         split: FLOPs per item by ``(precision, kind)``.
         counted: the full count (of ``steps`` items for the windowed graph, one item otherwise).
         steps: items in the counted call.
+        weight_bytes: bytes of the graph's weights (initialisers), read once per call.
     """
 
     role: str
@@ -65,6 +80,7 @@ class GraphCount:
     split: dict[tuple[str, str], float]
     counted: GraphFlops
     steps: int
+    weight_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -74,6 +90,7 @@ class GraphCount:
             "item": self.item,
             "flops_per_item": self.flops,
             "flops_per_item_by_precision": _by_precision(self.split),
+            "weight_bytes": self.weight_bytes,
             "counted_call": {**self.counted.to_dict(), "items": self.steps},
         }
 
@@ -118,7 +135,7 @@ def count_graph(bundle: Bundle, role: str, options: BackendOptions, *, item: str
     for node in counted.nodes:
         key = (node.precision, _kind(node.op))
         split[key] = split.get(key, 0.0) + node.flops / steps
-    return GraphCount(role, path.name, item, counted.total / steps, split, counted, steps)
+    return GraphCount(role, path.name, item, counted.total / steps, split, counted, steps, weight_bytes(model))
 
 
 def peak_for(peaks: Peaks, precision: str, kind: str) -> tuple[float | None, str | None]:
@@ -185,11 +202,13 @@ def efficiency(
     pipeline_flops = 0.0
     pipeline_bound: float | None = 0.0
     int8_bound: float | None = 0.0
+    bandwidth = None if peaks is None else peaks.bandwidth_gbs
     for stage, (role, item) in stage_graphs(offline).items():
         entry, count = stages.get(stage), counts.get(role)
         if entry is None or count is None or not entry.get("frames") or not entry.get("total_ms"):
             continue
         frames, total_ms = float(entry["frames"]), float(entry["total_ms"])
+        calls = float(entry.get("count") or 0)
         flops = count.flops * frames
         row: dict[str, Any] = {
             "graph": role,
@@ -198,14 +217,23 @@ def efficiency(
             "item": item,
             "flops_per_item": count.flops,
             "gops": flops / total_ms / 1e6,
+            "weight_mb_per_call": count.weight_bytes / 1e6,
+            "weight_gbs": calls * count.weight_bytes / total_ms / 1e6 if calls else None,
             "fraction_of_peak": None,
             "peak_gops": None,
             "bound_ms_per_item": None,
+            "bound_by": None,
         }
-        bound = None
+        bound = memory = None
         if peaks is not None:
             bound, stage_notes = bound_ms(count.split, frames, peaks)
             notes += [f"{stage}: {n}" for n in stage_notes if f"{stage}: {n}" not in notes]
+            memory = calls * count.weight_bytes / (bandwidth * 1e9) * 1000.0 if bandwidth and calls else None
+            if bound is not None and memory is not None and memory > bound:
+                bound = memory
+                row["bound_by"] = "memory"
+            elif bound is not None:
+                row["bound_by"] = "compute"
             if bound is not None and bound > 0:
                 row |= {
                     "fraction_of_peak": bound / total_ms,
@@ -217,6 +245,8 @@ def efficiency(
             pipeline_flops += flops
             pipeline_bound = None if bound is None or pipeline_bound is None else pipeline_bound + bound
             quantised = None if peaks is None else bound_ms(count.split, frames, peaks, as_precision="int8")[0]
+            if quantised is not None and memory is not None:
+                quantised = max(quantised, memory / 4.0)  # int8 weights: a quarter of the bytes
             int8_bound = None if quantised is None or int8_bound is None else int8_bound + quantised
     whole: dict[str, Any] | None = None
     if end_to_end and end_to_end.get("frames") and end_to_end.get("wall_s") and pipeline_flops > 0:
@@ -234,5 +264,27 @@ def efficiency(
         "graphs": {role: count.to_dict() for role, count in counts.items()},
         "stages": per_stage,
         "end_to_end": whole,
+        "stream_step_vs_window": step_vs_window_bound(per_stage, counts),
         "notes": notes,
+    }
+
+
+def step_vs_window_bound(
+    per_stage: Mapping[str, Mapping[str, Any]], counts: Mapping[str, GraphCount]
+) -> dict[str, Any] | None:
+    """The bound of re-running one window over the bound of one streaming step (``None``: not both timed, or a
+    peak is missing)."""
+    window, step, graph = per_stage.get("temporal_window"), per_stage.get("temporal_step"), counts.get("temporal")
+    if not window or not step or graph is None:
+        return None
+    if not window.get("bound_ms_per_item") or not step.get("bound_ms_per_item"):
+        return None
+    window_ms = window["bound_ms_per_item"] * graph.steps
+    return {
+        "window_frames": graph.steps,
+        "window_bound_ms": window_ms,
+        "window_bound_by": window.get("bound_by"),
+        "step_bound_ms": step["bound_ms_per_item"],
+        "step_bound_by": step.get("bound_by"),
+        "bound_ratio": window_ms / step["bound_ms_per_item"],
     }

@@ -18,7 +18,14 @@ backend           peaks measured
 ================  =============================================================================================
 
 The convolutions are chains of 3×3 layers (so layout conversions at the graph's ends weigh little), the GEMMs one
-large product on the CPU and a chain of them on a GPU. Each peak runs for a short time budget after two untimed
+large product on the CPU and a chain of them on a GPU.
+
+A graph that runs one frame at a time (the streaming temporal step) does not reach any of these: it reads each
+weight once per call and does two FLOPs with it, so memory, not arithmetic, sets its speed. Every backend therefore
+also measures a **bandwidth peak**: a chain of :data:`GEMV_CHAIN` FP32 matrix-vector products, ``(1×K)·(K×K)``
+with K = :data:`GEMV_WIDTH` (128 MiB of weights, more than the last-level cache of the machines edgeaff targets, so
+they stream from memory on every call), reported as GB/s of weights read (``gbs``). :mod:`edgeaff.bench.efficiency`
+holds each graph against both peaks (a roofline). Each peak runs for a short time budget after two untimed
 calls. The peak (``gops``) is the throughput of the fastest call: load from other processes only ever slows a call
 down, so on a shared machine the fastest call is the closest estimate of what the machine can do (and fractions of
 it come out lower, never above 100%, when the run was disturbed); ``mean_gops`` (FLOPs × calls / total seconds)
@@ -48,6 +55,8 @@ CPU_MATMUL = (512, 1024, 1024)  # M, K, N
 CPU_CONV = (4, 128, 20, 4)  # batch, channels, height = width, layers
 GPU_MATMUL = (2048, 2048, 2048, 8)  # M, K, N, products in the chain
 GPU_CONV = (16, 256, 20, 4)
+GEMV_WIDTH = 2048
+GEMV_CHAIN = 8
 MIN_CALLS = 8
 
 
@@ -58,13 +67,15 @@ class Peak:
     Attributes:
         name: ``<precision>_<op>``, e.g. ``int8_conv``.
         precision: ``fp32``, ``fp16`` or ``int8``.
-        op: ``matmul`` or ``conv``.
+        op: ``matmul``, ``conv`` or ``gemv`` (the bandwidth peak).
         form: the operators and types run, e.g. ``MatMulInteger U8S8``.
         gops: counted GOP per second of the fastest call: the peak.
         mean_gops: counted GOP per second over all timed calls.
         flops_per_call: counted FLOPs of one call.
         calls: timed calls.
         shape: what one call computes.
+        weight_bytes: bytes of weights one call reads (the bandwidth peak's; 0 for the compute peaks).
+        gbs: GB/s of weights read by the fastest call (``None`` for the compute peaks).
     """
 
     name: str
@@ -76,6 +87,8 @@ class Peak:
     flops_per_call: int
     calls: int
     shape: str
+    weight_bytes: int = 0
+    gbs: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -103,11 +116,19 @@ class Peaks:
     timing: str = "wall"
 
     def by_precision(self) -> dict[str, float]:
-        """The highest ``gops`` measured at each precision (the peak a graph of that precision is held against)."""
+        """The highest compute ``gops`` measured at each precision (the peak a graph of that precision is held
+        against; the bandwidth peak's GOP/s are not a compute peak)."""
         best: dict[str, float] = {}
         for entry in self.entries:
-            best[entry.precision] = max(best.get(entry.precision, 0.0), entry.gops)
+            if entry.gbs is None:
+                best[entry.precision] = max(best.get(entry.precision, 0.0), entry.gops)
         return best
+
+    @property
+    def bandwidth_gbs(self) -> float | None:
+        """The measured bandwidth peak in GB/s of weights read (``None``: not measured)."""
+        measured = [entry.gbs for entry in self.entries if entry.gbs is not None]
+        return max(measured) if measured else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, with :meth:`by_precision`."""
@@ -117,6 +138,7 @@ class Peaks:
             "spinning": self.spinning,
             "timing": self.timing,
             "by_precision_gops": self.by_precision(),
+            "bandwidth_gbs": self.bandwidth_gbs,
             "entries": [entry.to_dict() for entry in self.entries],
             "skipped": dict(self.skipped),
         }
@@ -307,14 +329,26 @@ def _cases(backend: Backend) -> list[_Case]:
         conv_shape = f"{layers} × 3×3 conv, {channels}→{channels} channels, {size}×{size}, batch {batch}"
         cases.append(_Case(precision, "matmul", form, matmul, _feed(matmul), matmul_shape))
         cases.append(_Case(precision, "conv", form, conv, _feed(conv), conv_shape))
+    gemv = matmul_graph("fp32", 1, GEMV_WIDTH, GEMV_WIDTH, chain=GEMV_CHAIN)
+    gemv_shape = f"(1×{GEMV_WIDTH})·({GEMV_WIDTH}×{GEMV_WIDTH}), {GEMV_CHAIN} products in a chain"
+    cases.append(_Case("fp32", "gemv", "fp32", gemv, _feed(gemv), gemv_shape))
     return cases
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes of the model's initialisers (its weights)."""
+    _, helper, _ = _helpers()
+    return sum(
+        int(np.prod(init.dims, dtype=np.int64)) * np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+        for init in model.graph.initializer
+    )
 
 
 def _form_name(case: _Case) -> str:
     ops = {
         ("u8s8", "matmul"): "MatMulInteger",
         ("u8s8", "conv"): "QLinearConv",
-    }.get((case.form, case.op), "MatMul" if case.op == "matmul" else "Conv")
+    }.get((case.form, case.op), "Conv" if case.op == "conv" else "MatMul")
     return f"{ops} {_FORM_WORDS[case.form]}"
 
 
@@ -401,6 +435,7 @@ def measure_peaks(options: BackendOptions, *, seconds: float = 0.5, echo: Callab
                 skipped[name] = f"{engine} could not run it: {exc}"
                 continue
             total = float(sum(samples))
+            read = weight_bytes(case.model) if case.op == "gemv" else 0
             entries.append(
                 Peak(
                     name=name,
@@ -412,6 +447,8 @@ def measure_peaks(options: BackendOptions, *, seconds: float = 0.5, echo: Callab
                     flops_per_call=flops,
                     calls=len(samples),
                     shape=case.shape,
+                    weight_bytes=read,
+                    gbs=read / min(samples) / 1e9 if read else None,
                 )
             )
     if backend is Backend.ORT_CUDA:

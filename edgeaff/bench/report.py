@@ -197,6 +197,11 @@ def _stamp_markdown(stamp: Mapping[str, Any], title: str | None) -> list[str]:
         )
     if settings.get("threads_per_graph"):
         lines.append("- threads per graph: " + ", ".join(f"{k} {v}" for k, v in settings["threads_per_graph"].items()))
+    stream_threads = settings.get("stream_threads")
+    if stream_threads and stream_threads.get("ms_per_step"):
+        timings = ", ".join(f"{k} threads {v:.2f} ms" for k, v in stream_threads["ms_per_step"].items())
+        chosen = f"{stream_threads['threads']} ({stream_threads['source']}; {timings})"
+        lines.append(f"- streaming graph's threads: {chosen}")
     machine = stamp.get("machine", {})
     if machine.get("isa_line"):
         lines.append(f"- CPU instruction sets: {machine['isa_line']}")
@@ -286,13 +291,14 @@ def render_peak_markdown(document: Mapping[str, Any]) -> list[str]:
             f"The machine's practical peak, measured at the start of this run ({peaks['engine']}{threads}; "
             f"{'GPU time' if peaks.get('timing') == 'gpu' else 'wall time'} per call).",
             "",
-            "| peak | ran | one call | peak GOP/s (fastest call) | mean GOP/s | calls |",
-            "|---|---|---|---|---|---|",
+            "| peak | ran | one call | peak GOP/s (fastest call) | mean GOP/s | weights GB/s | calls |",
+            "|---|---|---|---|---|---|---|",
         ]
         for entry in peaks["entries"]:
+            gbs = entry.get("gbs")
             lines.append(
                 f"| {entry['name']} | {entry['form']} | {entry['shape']} | **{_gops(entry['gops'])}** "
-                f"| {_gops(entry['mean_gops'])} | {entry['calls']} |"
+                f"| {_gops(entry['mean_gops'])} | {'-' if gbs is None else f'**{gbs:.1f}**'} | {entry['calls']} |"
             )
         lines.append("")
     report = document.get("efficiency")
@@ -300,18 +306,22 @@ def render_peak_markdown(document: Mapping[str, Any]) -> list[str]:
         lines += [
             "## Fraction of peak",
             "",
-            "GOP/s = counted FLOPs (convolutions and matrix products) per second of the stage; fraction = the time the "
-            "stage would take at the measured peak of each node's precision and kind / the time it took.",
+            "GOP/s = counted FLOPs (convolutions and matrix products) per second of the stage; bound = the time the "
+            "stage would take at the measured peak of each node's precision and kind, or, when longer, to read its "
+            "weights once per call at the bandwidth peak (bound by memory); fraction = bound / the time it took.",
             "",
-            "| stage | graph (file) | where | items | MFLOP per item | GOP/s | peak GOP/s | fraction of peak |",
-            "|---|---|---|---|---|---|---|---|",
+            "| stage | graph (file) | where | items | MFLOP per item | GOP/s | weights MB per call | weights GB/s "
+            "| bound by | peak GOP/s | fraction of peak |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         graphs = report.get("graphs", {})
         for stage, row in report["stages"].items():
             file = graphs.get(row["graph"], {}).get("file", "")
             lines.append(
                 f"| {stage} | {row['graph']} ({file}) | {row['where']} | {row['items']} {row['item']}s "
-                f"| {row['flops_per_item'] / 1e6:.1f} | {_gops(row['gops'])} | {_gops(row['peak_gops'])} "
+                f"| {row['flops_per_item'] / 1e6:.1f} | {_gops(row['gops'])} "
+                f"| {_number(row.get('weight_mb_per_call'), 1)} | {_number(row.get('weight_gbs'), 1)} "
+                f"| {row.get('bound_by') or '-'} | {_gops(row['peak_gops'])} "
                 f"| **{_fraction(row['fraction_of_peak'])}** |"
             )
         whole = report.get("end_to_end")
@@ -324,6 +334,16 @@ def render_peak_markdown(document: Mapping[str, Any]) -> list[str]:
                 f"{_number(whole['bound_frames_per_s'], 1)} frames/s "
                 f"({_number(whole.get('int8_bound_frames_per_s'), 1)} with every graph at the INT8 peaks: this run "
                 f"reached {_fraction(whole.get('fraction_of_int8_bound'))} of that INT8 bound).",
+            ]
+        bound = report.get("stream_step_vs_window")
+        if bound:
+            lines += [
+                "",
+                f"Streaming step vs window at the peaks: one step {bound['step_bound_ms']:.3f} ms (bound by "
+                f"{bound['step_bound_by']}), one {bound['window_frames']}-frame window "
+                f"{bound['window_bound_ms']:.1f} ms (bound by {bound['window_bound_by']}): the machine allows a step "
+                f"at most **{bound['bound_ratio']:.1f}×** cheaper than re-running the window (the measured ratio is "
+                "in the comparisons).",
             ]
         lines += [f"- {note}" for note in report.get("notes", [])]
         lines.append("")
@@ -378,17 +398,22 @@ def print_tables(document: Mapping[str, Any]) -> None:
     peaks = document.get("peaks")
     if peaks:
         console.print(
-            f"peaks ({peaks['engine']}): " + ", ".join(f"{e['name']} {e['gops']:.0f} GOP/s" for e in peaks["entries"])
+            f"peaks ({peaks['engine']}): "
+            + ", ".join(
+                f"{e['name']} {e['gops']:.0f} GOP/s" if e.get("gbs") is None else f"{e['name']} {e['gbs']:.1f} GB/s"
+                for e in peaks["entries"]
+            )
         )
     report = document.get("efficiency")
     if report and report.get("stages"):
         rows = Table(title="fraction of peak (counted FLOPs)")
-        for column in ("stage", "graph", "MFLOP/item", "GOP/s", "peak GOP/s", "fraction"):
-            rows.add_column(column, justify="left" if column in ("stage", "graph") else "right")
+        for column in ("stage", "graph", "MFLOP/item", "GOP/s", "weights GB/s", "bound by", "peak GOP/s", "fraction"):
+            rows.add_column(column, justify="left" if column in ("stage", "graph", "bound by") else "right")
         for stage, row in report["stages"].items():
             rows.add_row(
                 stage, row["graph"], f"{row['flops_per_item'] / 1e6:.1f}", _gops(row["gops"]),
-                _gops(row["peak_gops"]), _fraction(row["fraction_of_peak"]),
+                _number(row.get("weight_gbs"), 1), row.get("bound_by") or "-", _gops(row["peak_gops"]),
+                _fraction(row["fraction_of_peak"]),
             )  # fmt: skip
         console.print(rows)
         whole = report.get("end_to_end")

@@ -31,6 +31,7 @@ from edgeaff.runtime import (
     graph_threads,
     load_bundle,
     open_source,
+    tuned_stream_threads,
 )
 from edgeaff.runtime.errors import InvalidInputError, MissingDependencyError
 
@@ -178,6 +179,8 @@ def run_bench(
         counts=counts, stages=found.stages, peaks=peaks, offline=offline_run, end_to_end=found.end_to_end
     )
     settings["threads_per_graph"] = _threads_per_graph(bundle, backend)
+    if "temporal_stream" in bundle.graphs and not backend.backend.gpu:
+        settings["stream_threads"] = tuned_stream_threads(bundle, backend).to_dict()
     stamp = make_stamp(settings=settings, load_before=load_before, machine=machine)
     return build_document(
         stamp=stamp,
@@ -322,7 +325,10 @@ def _threads_per_graph(bundle: Bundle, backend: BackendOptions) -> dict[str, int
     if backend.backend.gpu:
         return None
     roles = ("visual", "vggish", "temporal", "temporal_stream", "face_detector")
-    return {role: graph_threads(role, backend.threads) for role in roles if role in bundle.graphs}
+    threads = {role: graph_threads(role, backend.threads) for role in roles if role in bundle.graphs}
+    if "temporal_stream" in threads:  # measured once per machine, as the pipeline runs it
+        threads["temporal_stream"] = tuned_stream_threads(bundle, backend).threads
+    return threads
 
 
 def _stack(crops: list[Any]) -> Any:

@@ -15,11 +15,14 @@ from edgeaff.bench.flops import GraphFlops, count_flops  # noqa: E402
 from edgeaff.bench.peak import (  # noqa: E402
     CPU_CONV,
     CPU_MATMUL,
+    GEMV_CHAIN,
+    GEMV_WIDTH,
     Peak,
     Peaks,
     conv_graph,
     matmul_graph,
     measure_peaks,
+    weight_bytes,
 )
 from edgeaff.runtime import BackendOptions, OrtRunner  # noqa: E402
 
@@ -65,7 +68,12 @@ def test_measured_peaks_are_sane_and_stamped() -> None:
     assert peaks.engine == "onnxruntime-cpu" and peaks.threads == 1 and peaks.spinning is False
     assert peaks.timing == "wall" and not peaks.skipped
     names = {entry.name: entry for entry in peaks.entries}
-    assert set(names) == {"fp32_matmul", "fp32_conv", "int8_matmul", "int8_conv"}
+    assert set(names) == {"fp32_matmul", "fp32_conv", "int8_matmul", "int8_conv", "fp32_gemv"}
+    gemv = names["fp32_gemv"]
+    # the bandwidth peak reads 4 bytes per weight and does 2 FLOPs with it: its GB/s are twice its GOP/s
+    assert gemv.weight_bytes == 4 * GEMV_WIDTH * GEMV_WIDTH * GEMV_CHAIN and gemv.gbs == pytest.approx(2 * gemv.gops)
+    assert peaks.bandwidth_gbs == gemv.gbs and 0.1 < gemv.gbs < 10_000
+    assert all(entry.gbs is None and entry.weight_bytes == 0 for entry in peaks.entries if entry is not gemv)
     m, k, n = CPU_MATMUL
     assert names["int8_matmul"].flops_per_call == 2 * m * k * n and names["int8_matmul"].form == "MatMulInteger U8S8"
     assert names["int8_conv"].form == "QLinearConv U8S8" and names["fp32_conv"].form == "Conv float32"
@@ -74,7 +82,8 @@ def test_measured_peaks_are_sane_and_stamped() -> None:
         # one core does between 0.1 GOP/s and 20 TOP/s on anything this runs on; the fastest call beats the mean
         assert 0.1 < entry.mean_gops <= entry.gops < 20_000, entry
     document = peaks.to_dict()
-    assert document["by_precision_gops"] == {
+    assert document["bandwidth_gbs"] == gemv.gbs
+    assert document["by_precision_gops"] == {  # compute peaks only
         "fp32": max(names["fp32_matmul"].gops, names["fp32_conv"].gops),
         "int8": max(names["int8_matmul"].gops, names["int8_conv"].gops),
     }
@@ -132,3 +141,48 @@ def test_stage_and_end_to_end_fractions() -> None:
     assert whole["fraction_of_int8_bound"] == pytest.approx(1.275 / 10.0)
     stream = efficiency(counts=counts, stages=stages, peaks=None, offline=False, end_to_end=None)
     assert "temporal" not in stream["stages"] and stream["stages"]["visual"]["fraction_of_peak"] is None
+
+
+def test_weight_bytes_are_the_initialisers_bytes() -> None:
+    helper = onnx.helper
+    weights = [
+        onnx.numpy_helper.from_array(np.zeros((3, 4), np.float32), "w"),
+        onnx.numpy_helper.from_array(np.zeros(5, np.int8), "q"),
+        onnx.numpy_helper.from_array(np.zeros((2, 2), np.float16), "h"),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT,
+        (1,))], [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, (1,))], initializer=weights,
+    )  # fmt: skip
+    assert weight_bytes(helper.make_model(graph)) == 3 * 4 * 4 + 5 * 1 + 4 * 2
+    assert weight_bytes(matmul_graph("fp32", 1, 16, 8, chain=3)) == 4 * (16 * 8 + 8 * 8 + 8 * 8)
+
+
+def test_a_graph_called_per_frame_is_held_against_the_bandwidth() -> None:
+    empty = GraphFlops(0, {}, {}, (), {}, (), {})
+    gemv = Peak("fp32_gemv", "fp32", "gemv", "", 12.5, 10.0, 1, 8, "", weight_bytes=1, gbs=25.0)
+    peaks = Peaks("onnxruntime-cpu", 2, False, (*_peaks().entries, gemv), {})
+    assert peaks.by_precision()["fp32"] == 100.0 and peaks.bandwidth_gbs == 25.0
+    counts = {
+        "temporal_stream": GraphCount("temporal_stream", "temporal_stream.onnx", "frame", 2.5e7,
+                                      {("fp32", "matmul"): 2.5e7}, empty, 1, weight_bytes=50_000_000),
+        "temporal": GraphCount("temporal", "temporal.onnx", "frame of a window", 1e8, {("fp32", "conv"): 1e8}, empty,
+                               300, weight_bytes=50_000_000),
+    }  # fmt: skip
+    stages = {
+        "temporal_step": {"where": "isolated", "count": 10, "frames": 10, "total_ms": 50.0},
+        "temporal_window": {"where": "isolated", "count": 2, "frames": 600, "total_ms": 1500.0},
+    }
+    report = efficiency(counts=counts, stages=stages, peaks=peaks, offline=True, end_to_end=None)
+    step, window = report["stages"]["temporal_step"], report["stages"]["temporal_window"]
+    # 10 calls × 50 MB at 25 GB/s = 20 ms, longer than 250 MFLOP at 100 GOP/s (2.5 ms): memory-bound, 20 / 50 ms
+    assert step["bound_by"] == "memory" and step["fraction_of_peak"] == pytest.approx(0.4)
+    assert step["weight_gbs"] == pytest.approx(10.0) and step["weight_mb_per_call"] == pytest.approx(50.0)
+    assert step["bound_ms_per_item"] == pytest.approx(2.0)
+    # 2 windows: 60 GFLOP at the FP32 convolution peak (50 GOP/s) = 1200 ms against 4 ms of weights: compute-bound
+    assert window["bound_by"] == "compute" and window["fraction_of_peak"] == pytest.approx(1200 / 1500)
+    ratio = report["stream_step_vs_window"]
+    assert ratio["window_bound_ms"] == pytest.approx(600.0) and ratio["step_bound_ms"] == pytest.approx(2.0)
+    assert ratio["bound_ratio"] == pytest.approx(300.0) and ratio["window_frames"] == 300
+    without = efficiency(counts=counts, stages=stages, peaks=_peaks(), offline=True, end_to_end=None)
+    assert without["stages"]["temporal_step"]["bound_by"] == "compute"  # no bandwidth measured: arithmetic only

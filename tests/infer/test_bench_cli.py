@@ -116,8 +116,9 @@ def test_peaks_fractions_and_isa_are_in_the_document(bench_document: dict) -> No
     """``edgeaff bench --json`` carries the measured peaks, achieved GOP/s and fractions per graph, and the ISA."""
     peaks = bench_document["peaks"]
     assert peaks["engine"] == "onnxruntime-cpu" and peaks["threads"] == 1
-    assert {e["name"] for e in peaks["entries"]} == {"fp32_matmul", "fp32_conv", "int8_matmul", "int8_conv"}
-    assert all(0 < e["mean_gops"] <= e["gops"] for e in peaks["entries"])
+    names = {"fp32_matmul", "fp32_conv", "int8_matmul", "int8_conv", "fp32_gemv"}
+    assert {e["name"] for e in peaks["entries"]} == names
+    assert all(0 < e["mean_gops"] <= e["gops"] for e in peaks["entries"]) and peaks["bandwidth_gbs"] > 0
     report = bench_document["efficiency"]
     stages = bench_document["stages"]
     for name in ("visual", "vggish", "temporal", "temporal_window", "temporal_step"):
@@ -127,6 +128,17 @@ def test_peaks_fractions_and_isa_are_in_the_document(bench_document: dict) -> No
         # achieved GOP/s is the counted FLOPs of the stage's items over its measured time
         expected = row["flops_per_item"] * stages[name]["frames"] / stages[name]["total_ms"] / 1e6
         assert row["gops"] == pytest.approx(expected) and row["fraction_of_peak"] > 0
+        # the roofline: the weights read per call, and the larger of the compute and memory bounds
+        assert row["weight_mb_per_call"] == pytest.approx(graph["weight_bytes"] / 1e6) and graph["weight_bytes"] > 0
+        assert row["bound_by"] in ("compute", "memory")
+    step_vs_window = report["stream_step_vs_window"]
+    window = report["graphs"]["temporal"]["counted_call"]["items"]
+    assert step_vs_window["window_frames"] == window
+    assert step_vs_window["bound_ratio"] == pytest.approx(
+        report["stages"]["temporal_window"]["bound_ms_per_item"]
+        * window
+        / report["stages"]["temporal_step"]["bound_ms_per_item"]
+    )
     assert report["stages"]["temporal"]["graph"] == "temporal"  # offline: the windowed graph
     whole = report["end_to_end"]
     assert whole["gops"] > 0 and 0 < whole["fraction_of_peak"] < 1 and whole["bound_frames_per_s"] > 0
