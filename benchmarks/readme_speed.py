@@ -108,7 +108,8 @@ def _graph_fractions(document: dict[str, Any] | None) -> str:
                          ("temporal_step", "streaming step")):  # fmt: skip
         row = stages.get(stage)
         if row:
-            parts.append(f"{words} {_f(row['gops'], 0)} GOP/s ({_pct(row['fraction_of_peak'])} of peak)")
+            memory = ", bound by memory" if row.get("bound_by") == "memory" else ""
+            parts.append(f"{words} {_f(row['gops'], 0)} GOP/s ({_pct(row['fraction_of_peak'])} of peak{memory})")
     return "; ".join(parts) if parts else "not measured"
 
 

@@ -113,10 +113,15 @@ def write_index(directory: Path, device: str) -> Path:
             f"| {name}.md |"
         )
     stream = _comparison(realtime, "stream_step_vs_window")
+    allowed = ((realtime or {}).get("efficiency") or {}).get("stream_step_vs_window")
+    bound = "" if not allowed else (
+        f"; the machine's roofline allows {allowed['bound_ratio']:.1f}x (step bound by {allowed['step_bound_by']}, "
+        f"window by {allowed['window_bound_by']})"
+    )  # fmt: skip
     lines.append(
         f"| {TARGETS['streaming']} | "
         + ("-" if stream is None else f"{stream['ratio']:.1f}x (step {stream['a']['p50_ms']:.2f} ms vs window "
-           f"{stream['b']['p50_ms']:.1f} ms p50)")
+           f"{stream['b']['p50_ms']:.1f} ms p50){bound}")
         + f" | {_verdict(None if stream is None else stream['ratio'], 50.0)} | ensemble12-ir50-int8-offline.md |"
     )  # fmt: skip
     ceilings = _load(directory, "jetson-ceilings")

@@ -19,8 +19,8 @@ Usage::
     python benchmarks/run_scenarios.py [--device cpu-2core] [--work /tmp/edgeaff-bench-work] [--only NAME ...]
         [--threads N] [--index-only] [--no-readme]
 
-``--threads`` defaults to the runtime's choice (every core for the large graphs, one for the streaming step and the
-face detector); give a number to pin every graph to it.
+``--threads`` defaults to the runtime's choice (every core for the large graphs, one for the face detector, the
+streaming step's measured once per machine and bundle); give a number to pin every graph to it.
 """
 
 from __future__ import annotations
