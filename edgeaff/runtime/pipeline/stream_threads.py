@@ -39,7 +39,14 @@ from edgeaff.runtime.backends.base import Backend, Runner
 from edgeaff.runtime.backends.cpu_threads import graph_spinning, graph_threads
 from edgeaff.runtime.backends.graphs import BackendOptions, GraphChoice, graph_runner
 from edgeaff.runtime.limits import usable_cores
-from edgeaff.runtime.pipeline.tuning import cache_file, machine_facts, quiet_machine, read_cached, write_cached
+from edgeaff.runtime.pipeline.tuning import (
+    cache_file,
+    graph_digest,
+    machine_facts,
+    quiet_machine,
+    read_cached,
+    write_cached,
+)
 
 ROLE = "temporal_stream"
 STEPS = 40
@@ -126,10 +133,8 @@ def measure_steps(
 
 def threads_key(bundle: Bundle, choice: GraphChoice, options: BackendOptions) -> str:
     """The cache key of the streaming graph's thread count on this machine."""
-    graph = bundle.graphs[ROLE]
-    digest = next((v.sha256 for v in graph.variants.values() if v.path.name == choice.file), choice.file)
     facts = {
-        "graph": digest,
+        "graph": graph_digest(bundle, ROLE, choice),
         "backend": options.backend.value,
         "precision": choice.precision,
         "spinning": graph_spinning(options.spinning),

@@ -81,12 +81,16 @@ class BatchChoice:
         }
 
 
+def graph_digest(bundle: Bundle, role: str, choice: GraphChoice) -> str:
+    """The sha256 of the file graph ``role`` runs from (its manifest entry), else the file's name."""
+    graph = bundle.graphs[role]
+    return next((v.sha256 for v in graph.variants.values() if v.path.name == choice.file), choice.file)
+
+
 def tuning_key(bundle: Bundle, role: str, choice: GraphChoice, options: BackendOptions) -> str:
     """The cache key of a graph's batch on this machine (see the module docstring)."""
-    graph = bundle.graphs[role]
-    digest = next((v.sha256 for v in graph.variants.values() if v.path.name == choice.file), choice.file)
     facts = {
-        "graph": digest,
+        "graph": graph_digest(bundle, role, choice),
         "backend": options.backend.value,
         "precision": choice.precision,
         "threads": graph_threads(role, options.threads),
