@@ -155,8 +155,13 @@ def test_capture_source_reads_in_a_thread_and_ends_at_end_of_stream(tmp_path: Pa
     source = CaptureSource(SourceKind.CAMERA, "0", uri="0", capture=cv2.VideoCapture(str(video)))
     with source:
         frames = [item for item in source if isinstance(item, VideoFrame)]
-    assert [f.index for f in frames] == list(range(len(frames))) and len(frames) == 15 - source.dropped_frames
-    assert frames[0].t_s == 0.0 and all(b.t_s >= a.t_s for a, b in itertools.pairwise(frames))
+    # every frame of the file arrives or is counted as dropped (a loaded machine makes the consumer fall behind,
+    # and then the oldest waiting frame goes); the ones that arrive keep their capture index, in order
+    indices = [f.index for f in frames]
+    assert len(frames) == 15 - source.dropped_frames and frames
+    assert indices == sorted(set(indices)) and set(indices) <= set(range(15))
+    assert source.dropped_frames > 0 or indices == list(range(15))
+    assert all(b.t_s >= a.t_s for a, b in itertools.pairwise(frames)) and (indices[0] > 0 or frames[0].t_s == 0.0)
 
 
 def test_live_reader_tells_a_time_out_from_the_end() -> None:
