@@ -17,6 +17,12 @@ from edgeaff.runtime.pipeline import stream_threads
 from edgeaff.runtime.pipeline.stream_threads import candidates, measure_steps, pick_threads
 
 
+@pytest.fixture(autouse=True)
+def _no_earlier_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without the choices earlier tests measured on a busy machine (they hold per process)."""
+    monkeypatch.setattr(stream_threads, "_PROCESS_CHOICES", {})
+
+
 def test_candidates_double_up_to_the_cores() -> None:
     assert candidates(1) == (1,)
     assert candidates(2) == (1, 2)
@@ -81,8 +87,11 @@ def test_a_damaged_entry_is_measured_anew_and_a_busy_machine_not_remembered(
     entry.unlink()
     monkeypatch.setattr(stream_threads, "quiet_machine", lambda: False)
     notes: list[str] = []
-    assert tuned_stream_threads(bundle, BackendOptions(), on_note=notes.append).source == "measured"
-    assert not entry.exists() and "not cached" in notes[-1]
+    busy = tuned_stream_threads(bundle, BackendOptions(), on_note=notes.append)
+    assert busy.source == "measured" and not entry.exists() and "not cached" in notes[-1]
+    # the busy machine's choice holds for this process: later sessions reuse it instead of measuring again
+    monkeypatch.setattr(stream_threads, "measure_steps", lambda calls: pytest.fail("measured twice"))
+    assert tuned_stream_threads(bundle, BackendOptions(), on_note=notes.append) is busy and len(notes) == 2
 
 
 def test_stream_pipelines_open_the_graph_with_the_chosen_threads(

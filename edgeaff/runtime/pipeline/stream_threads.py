@@ -17,7 +17,9 @@ on depends on the machine's caches and memory, so :func:`tuned_stream_threads` m
 graph at each candidate thread count (1, then doubling up to the cores this process may use), runs a few untimed
 updates, then :data:`ROUNDS` rounds of :data:`STEPS` updates in alternating order, and keeps the fewest threads
 whose fastest round's median is within :data:`TOLERANCE` of the best. The choice is cached beside the batch sizes
-(:mod:`edgeaff.runtime.pipeline.tuning`, same key facts and the same rule for a busy machine); ``--threads`` or
+(:mod:`edgeaff.runtime.pipeline.tuning`, same key facts and the same rule for a busy machine: a choice measured
+while the machine is oversubscribed is not written, and holds for this process only, so later pipelines and
+``edgeaff bench``'s own sessions reuse it rather than measure again); ``--threads`` or
 ``tune=False`` skip it (``tune=False``: :func:`~edgeaff.runtime.backends.cpu_threads.graph_threads`'s default of 1).
 """
 
@@ -138,8 +140,7 @@ def threads_key(bundle: Bundle, choice: GraphChoice, options: BackendOptions) ->
         "backend": options.backend.value,
         "precision": choice.precision,
         "spinning": graph_spinning(options.spinning),
-        **machine_facts(),
-        "candidates": list(candidates(usable_cores())),
+        **machine_facts(),  # the cores among them decide the candidates
         "method": "median-of-steps",
     }
     return hashlib.sha256(json.dumps({"kind": THREADS_FORMAT, **facts}, sort_keys=True).encode()).hexdigest()[:32]
@@ -157,6 +158,10 @@ def step_feed(bundle: Bundle, runner: Runner) -> dict[str, np.ndarray]:
             shape = tuple(int(d) if isinstance(d, int) else 1 for d in spec.shape)
             feed[spec.name] = rng.normal(0.0, 1.0, shape).astype(spec.dtype)
     return feed
+
+
+_PROCESS_CHOICES: dict[str, ThreadChoice] = {}
+"""Choices measured on a busy machine, by key: not cached on disk, kept for this process."""
 
 
 def _from_cache(key: str) -> ThreadChoice | None:
@@ -183,7 +188,7 @@ def tuned_stream_threads(
         return ThreadChoice(graph_threads(ROLE), "default", {})
     made = {count: graph_runner(bundle, ROLE, options, threads=count) for count in candidates(cores)}
     key = threads_key(bundle, made[1][1], options)
-    cached = _from_cache(key)
+    cached = _from_cache(key) or _PROCESS_CHOICES.get(key)
     if cached is not None:
         return cached
     if on_note is not None:
@@ -198,6 +203,8 @@ def tuned_stream_threads(
     measured = ThreadChoice(pick_threads(timings), "measured", timings, key)
     if quiet_machine():
         write_cached(key, THREADS_FORMAT, measured.to_dict())
-    elif on_note is not None:
-        on_note("note: the machine was busy while the streaming graph's threads were measured; not cached")
+    else:
+        _PROCESS_CHOICES[key] = measured
+        if on_note is not None:
+            on_note("note: the machine was busy while the streaming graph's threads were measured; not cached")
     return measured
