@@ -25,8 +25,8 @@ weights fit the last-level cache keeps them there between calls and can pass 1.0
 End to end, the graph stages of the pipeline together give the FLOPs per frame, the achieved GOP/s over the whole
 wall time and the **bound frames/s**: how many frames per second the machine would process if the graphs ran at
 the peak and everything else (decoding, faces, audio features, Python) took no time. The **INT8 bound** is the same
-with every graph held against the INT8 peaks (as if all of them were quantised, their weights a quarter of the
-bytes), the best case an INT8 bundle can reach on this machine.
+with every graph held against the INT8 peaks (as if all of them were quantised, every weight one byte), the best
+case an INT8 bundle can reach on this machine.
 
 When the run timed both the temporal window and the streaming step, ``stream_step_vs_window`` gives the bound of
 re-running one window over the bound of one step: the largest ratio the machine allows between the two, to set
@@ -71,6 +71,7 @@ class GraphCount:
         counted: the full count (of ``steps`` items for the windowed graph, one item otherwise).
         steps: items in the counted call.
         weight_bytes: bytes of the graph's weights (initialisers), read once per call.
+        int8_weight_bytes: the same with every weight one byte (the INT8 bound's).
     """
 
     role: str
@@ -81,6 +82,7 @@ class GraphCount:
     counted: GraphFlops
     steps: int
     weight_bytes: int = 0
+    int8_weight_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -135,7 +137,10 @@ def count_graph(bundle: Bundle, role: str, options: BackendOptions, *, item: str
     for node in counted.nodes:
         key = (node.precision, _kind(node.op))
         split[key] = split.get(key, 0.0) + node.flops / steps
-    return GraphCount(role, path.name, item, counted.total / steps, split, counted, steps, weight_bytes(model))
+    return GraphCount(
+        role, path.name, item, counted.total / steps, split, counted, steps, weight_bytes(model),
+        weight_bytes(model, as_int8=True),
+    )  # fmt: skip
 
 
 def peak_for(peaks: Peaks, precision: str, kind: str) -> tuple[float | None, str | None]:
@@ -245,8 +250,8 @@ def efficiency(
             pipeline_flops += flops
             pipeline_bound = None if bound is None or pipeline_bound is None else pipeline_bound + bound
             quantised = None if peaks is None else bound_ms(count.split, frames, peaks, as_precision="int8")[0]
-            if quantised is not None and memory is not None:
-                quantised = max(quantised, memory / 4.0)  # int8 weights: a quarter of the bytes
+            if quantised is not None and memory is not None:  # every weight one byte
+                quantised = max(quantised, memory * count.int8_weight_bytes / max(count.weight_bytes, 1))
             int8_bound = None if quantised is None or int8_bound is None else int8_bound + quantised
     whole: dict[str, Any] | None = None
     if end_to_end and end_to_end.get("frames") and end_to_end.get("wall_s") and pipeline_flops > 0:

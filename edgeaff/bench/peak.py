@@ -335,11 +335,12 @@ def _cases(backend: Backend) -> list[_Case]:
     return cases
 
 
-def weight_bytes(model: Any) -> int:
-    """Bytes of the model's initialisers (its weights)."""
+def weight_bytes(model: Any, *, as_int8: bool = False) -> int:
+    """Bytes of the model's initialisers (its weights); ``as_int8``: one byte each, as if all were quantised."""
     _, helper, _ = _helpers()
     return sum(
-        int(np.prod(init.dims, dtype=np.int64)) * np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+        int(np.prod(init.dims, dtype=np.int64))
+        * (1 if as_int8 else np.dtype(helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize)
         for init in model.graph.initializer
     )
 

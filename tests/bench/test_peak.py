@@ -186,3 +186,26 @@ def test_a_graph_called_per_frame_is_held_against_the_bandwidth() -> None:
     assert ratio["bound_ratio"] == pytest.approx(300.0) and ratio["window_frames"] == 300
     without = efficiency(counts=counts, stages=stages, peaks=_peaks(), offline=True, end_to_end=None)
     assert without["stages"]["temporal_step"]["bound_by"] == "compute"  # no bandwidth measured: arithmetic only
+
+
+def test_the_int8_bound_reads_every_weight_as_one_byte() -> None:
+    empty = GraphFlops(0, {}, {}, (), {}, (), {})
+    gemv = Peak("fp32_gemv", "fp32", "gemv", "", 12.5, 10.0, 1, 8, "", weight_bytes=1, gbs=25.0)
+    peaks = Peaks("onnxruntime-cpu", 2, False, (*_peaks().entries, gemv), {})
+    step = GraphCount("temporal_stream", "temporal_stream.onnx", "frame", 2.5e7, {("fp32", "matmul"): 2.5e7}, empty, 1,
+                      weight_bytes=40_000_000, int8_weight_bytes=17_500_000)  # fmt: skip
+    stages = {"temporal": {"where": "pipeline", "count": 10, "frames": 10, "total_ms": 50.0}}
+    report = efficiency(
+        counts={"temporal_stream": step}, stages=stages, peaks=peaks, offline=False,
+        end_to_end={"frames": 10, "wall_s": 0.1},
+    )  # fmt: skip
+    whole = report["end_to_end"]
+    # FP32: 10 calls × 40 MB at 25 GB/s = 16 ms (the 250 MFLOP take 2.5 ms). The graph holds 10 M weights already in
+    # int8 and 7.5 M in float32: as int8 17.5 MB a call, 7 ms, longer than the 250 MFLOP at the INT8 peak (0.625 ms)
+    assert whole["bound_frames_per_s"] == pytest.approx(10 / 0.016)
+    assert whole["int8_bound_frames_per_s"] == pytest.approx(10 / 0.007)
+
+
+def test_int8_weight_bytes_count_one_byte_a_weight() -> None:
+    model = matmul_graph("fp32", 1, 16, 8, chain=2)
+    assert weight_bytes(model, as_int8=True) == 16 * 8 + 8 * 8 and weight_bytes(model) == 4 * (16 * 8 + 8 * 8)
