@@ -82,3 +82,20 @@ def test_threads_and_spinning_reach_the_session(affine_graph: Path) -> None:
         assert runner.settings == {"threads": None, "spinning": None}
     with pytest.raises(RuntimeError, match="not open"):
         _ = runner.settings
+
+
+def _config_entry(runner: OrtRunner, key: str) -> str | None:
+    try:
+        return str(runner._session.get_session_options().get_session_config_entry(key))
+    except RuntimeError:  # never set
+        return None
+
+
+def test_spinning_stops_when_a_run_ends(affine_graph: Path) -> None:
+    from edgeaff.runtime.backends.ort import SPINNING_STOP_KEY
+
+    with OrtRunner(affine_graph, threads=2, spinning=True) as runner:
+        assert _config_entry(runner, SPINNING_STOP_KEY) == "1"
+    for spinning in (False, None):  # nothing spins, or ONNX Runtime's own default is left untouched
+        with OrtRunner(affine_graph, threads=2, spinning=spinning) as runner:
+            assert _config_entry(runner, SPINNING_STOP_KEY) is None

@@ -19,14 +19,23 @@ graph                  threads    why
 
 ``--threads N`` (``BackendOptions.threads``) overrides the count for every graph.
 
-Spinning (``session.intra_op.allow_spinning``): off by default. With it on, the pool's threads keep a core busy
-after every parallel section waiting for the next; between graph calls the pipeline decodes, tracks faces and
-computes audio features on those cores (in a prefetch thread, see :mod:`edgeaff.runtime.io.prefetch`), and
-spinning threads slow that work down. ``BackendOptions.spinning=True`` turns it back on (e.g. a dedicated machine
-running only the graphs). Measured 2026-12-05 with ``benchmarks/pipeline_ab.py`` (demo bundle, INT8, offline, 720
-frames; Intel Xeon with AVX-512/VNNI/AMX, 2 vCPUs, 1-minute load 9-11 from other work): spinning off 23.3 and 47.8
-frames/s, on 21.4 and 29.7, in alternating runs. Off was never the slower of a pair, but the spread is too wide on a
-loaded machine for a ratio; re-measure on a quiet one before changing the default.
+Spinning (``session.intra_op.allow_spinning``): off by default. With it on, the pool's threads busy-wait for the
+next parallel section instead of sleeping; between graph calls the pipeline decodes, tracks faces and computes audio
+features on those cores (in a prefetch thread, see :mod:`edgeaff.runtime.io.prefetch`), and spinning threads slow
+that work down. ``BackendOptions.spinning=True`` turns it on for a dedicated machine; edgeaff then also sets
+``session.force_spinning_stop``, so the threads spin only between the operators of one run and sleep once it ends
+(ONNX Runtime's own default, ``spinning=None`` on a bare :class:`~edgeaff.runtime.backends.ort.OrtRunner`, keeps
+them spinning after the run as well).
+
+Measured 2026-12-06 with ``benchmarks/pipeline_ab.py`` on a quiet machine
+(``benchmarks/results/cpu-2core-epyc/ab/``) (12 × IR-50 bundle, INT8, offline, 600 frames; AMD EPYC Zen 4 with
+AVX-512/VNNI/BF16, 2 vCPUs, 1-minute load 1.4-3.1, ONNX Runtime 1.32; 3 alternating rounds, medians): off 25.7 and
+24.9 frames/s, spinning that stops after each run 21.8, spinning as ONNX Runtime does it 18.7. Off is 1.37× the
+plain spinning and 1.14× the stopping form, so it stays the default. In stream mode (same bundle and file) spinning
+only the streaming graph left the pipeline unchanged (25.8 against 25.7 frames/s): its update is about 2% of a
+frame's time there, although spinning makes that update alone 1.2× faster back to back. An earlier run on a loaded
+Intel Xeon (AVX-512/VNNI/AMX, load 9-11) pointed the same way: off 23.3 and 47.8 frames/s against 21.4 and 29.7 with
+plain spinning.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ Explicit ``provider_options`` override these defaults key by key.
 CPU threads: ``threads`` sets the intra-op pool (inter-op stays 1: the graphs are chains, and the pipeline runs one
 graph at a time); ``spinning`` sets ``session.intra_op.allow_spinning``, whether the pool's threads busy-wait for
 the next parallel section instead of sleeping. Spinning saves a wake-up per section but burns the cores other
-stages need between calls (decoding, face tracking, the prefetch thread); :mod:`edgeaff.runtime.backends.cpu_threads`
-holds the measured defaults. :attr:`OrtRunner.settings` reads back what the session really got.
+stages need between calls (decoding, face tracking, the prefetch thread), so ``spinning=True`` also sets
+``session.force_spinning_stop``: the threads spin between the operators of a run and sleep when it ends.
+:mod:`edgeaff.runtime.backends.cpu_threads` holds the measured defaults. :attr:`OrtRunner.settings` reads back
+what the session really got.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ PROVIDERS = {
 }
 
 SPINNING_KEY = "session.intra_op.allow_spinning"
+SPINNING_STOP_KEY = "session.force_spinning_stop"
 
 _ORT_TYPES: dict[str, np.dtype] = {
     "tensor(float)": np.dtype(np.float32),
@@ -126,7 +129,8 @@ class OrtRunner(Runner):
         cache_dir: engine cache root for the TensorRT EP (``None``: ``engine_cache_dir()``).
         profiles: ``{input: (min, opt, max)}`` for the TensorRT EP's optimisation profile.
         device_id: CUDA device ordinal for the CUDA and TensorRT EPs.
-        spinning: let the intra-op threads spin between parallel sections (``None``: ONNX Runtime's default, on).
+        spinning: let the intra-op threads spin between the parallel sections of a run, stopping when it ends
+            (``None``: ONNX Runtime's default, which spins after the run too).
 
     Raises (on ``__enter__``):
         MissingDependencyError: onnxruntime is not installed.
@@ -188,6 +192,8 @@ class OrtRunner(Runner):
             options.inter_op_num_threads = 1
         if self.spinning is not None:
             options.add_session_config_entry(SPINNING_KEY, "1" if self.spinning else "0")
+            if self.spinning:  # spin between a run's parallel sections only, never while the pipeline does other work
+                options.add_session_config_entry(SPINNING_STOP_KEY, "1")
         options.log_severity_level = 3
         defaults = gpu_provider_options(
             self.backend,
