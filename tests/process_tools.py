@@ -1,9 +1,13 @@
-"""Looking at processes through /proc (Linux): children of a process, whether one is still alive, waiting."""
+"""Looking at processes through /proc (Linux): children of a process, whether one is still alive, waiting; and
+starting a child as a terminal would, for the tests that press Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -54,3 +58,22 @@ def open_files(pid: int) -> list[Path]:
         except OSError:
             continue
     return found
+
+
+@contextlib.contextmanager
+def sigint_as_from_a_terminal() -> Iterator[None]:
+    """Children started inside get SIGINT's default disposition, as a program started from a terminal has.
+
+    A test run started in the background (``nohup``, ``cmd &`` in a script) inherits SIGINT *ignored* and passes that
+    on to its children, where Python then installs no Ctrl-C handler: such a child would never see a test's Ctrl-C.
+    While inside, this process catches SIGINT itself (Python's own handler), which a child's ``exec`` resets to the
+    default. Outside the main thread, where no handler can be set, it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from infer_support import TinyBundle, infer_files, run_without_torch
 from media_fixtures import face_frames, speech, write_media
-from process_tools import alive, children, open_files, wait_for
+from process_tools import alive, children, open_files, sigint_as_from_a_terminal, wait_for
 
 from edgeaff.batch import BatchSettings, VideoStatus, find_videos, run_batch
 from edgeaff.cli import main
@@ -190,9 +190,10 @@ def _start_batch(
     """``edgeaff infer CORPUS --workers 2`` in a child process, its output captured."""
     command = [sys.executable, "-m", "edgeaff.cli", "infer", str(corpus), "-o", str(out)]
     command += ["--bundle", str(bundle.path), "--workers", "2"]
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=start_new_session
-    )
+    with sigint_as_from_a_terminal():
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=start_new_session
+        )
 
 
 def _first_summary(out: Path, process: subprocess.Popen[str]) -> bool:

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from media_fixtures import face_frames, speech, write_media
 from onnx_bundle import TinyBundle, build_bundle
+from process_tools import sigint_as_from_a_terminal
 
 CLIP_FPS = 15
 CLIP_FRAMES = 30  # 2 s: short, so that a looping server starts a new pass every two seconds
@@ -53,13 +54,14 @@ class ServerProcess:
         self.lines: list[str] = []
         self.url = ""
         self._ready = threading.Event()
-        self.process = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
+        with sigint_as_from_a_terminal():
+            self.process = subprocess.Popen(
+                command,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, **(env or {})},
+            )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
