@@ -15,13 +15,13 @@ from onnx_bundle import build_bundle
 
 from edgeaff.runtime import BackendOptions, Pipeline, graph_runner, load_bundle
 from edgeaff.runtime.pipeline import tuning
-from edgeaff.runtime.pipeline.tuning import CANDIDATES, measure_batches, pick_batch, tuned_batch
+from edgeaff.runtime.pipeline.tuning import CANDIDATES, measure_batches, smallest_within, tuned_batch
 
 
 def test_the_smallest_batch_near_the_fastest_wins() -> None:
-    assert pick_batch({8: 4.0, 16: 3.0, 32: 2.99, 64: 2.98}) == 16  # within 3% of the best: the smallest
-    assert pick_batch({8: 4.0, 16: 3.0, 32: 2.5, 64: 2.0}) == 64
-    assert pick_batch({8: 1.0, 16: 1.5, 32: 2.0, 64: 2.5}) == 8
+    assert smallest_within({8: 4.0, 16: 3.0, 32: 2.99, 64: 2.98}) == 16  # within 3% of the best: the smallest
+    assert smallest_within({8: 4.0, 16: 3.0, 32: 2.5, 64: 2.0}) == 64
+    assert smallest_within({8: 1.0, 16: 1.5, 32: 2.0, 64: 2.5}) == 8
 
 
 def test_measured_time_per_item_follows_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,7 +36,7 @@ def test_measured_time_per_item_follows_the_call(monkeypatch: pytest.MonkeyPatch
     timings = measure_batches(call, candidates=(4, 16), rounds=2)
     assert calls == [4, 16, 4, 16, 16, 4]  # one untimed call each, then rounds in alternating order
     assert timings == {4: pytest.approx(6.0), 16: pytest.approx(2.25)}
-    assert pick_batch(timings) == 16
+    assert smallest_within(timings) == 16
 
 
 def test_a_disturbed_round_does_not_decide(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +63,8 @@ def test_a_measurement_is_cached_per_machine_and_bundle(tmp_path: Path, monkeypa
         first = tuned_batch(bundle, "visual", runner, choice, options, on_note=notes.append)
         again = tuned_batch(bundle, "visual", runner, choice, options, on_note=notes.append)
     assert first.source == "measured" and again.source == "cache" and len(notes) == 1
-    assert again.batch == first.batch == pick_batch(first.ms_per_item) and set(first.ms_per_item) == set(CANDIDATES)
+    assert again.batch == first.batch == smallest_within(first.ms_per_item)
+    assert set(first.ms_per_item) == set(CANDIDATES)
     files = list((tmp_path / "cache" / "tuning").glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["batch"] == first.batch
     runner, choice = graph_runner(bundle, "visual", BackendOptions(threads=2))

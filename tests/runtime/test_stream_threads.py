@@ -14,7 +14,8 @@ from onnx_bundle import build_bundle
 
 from edgeaff.runtime import BackendOptions, Pipeline, load_bundle, tuned_stream_threads
 from edgeaff.runtime.pipeline import stream_threads
-from edgeaff.runtime.pipeline.stream_threads import candidates, measure_steps, pick_threads
+from edgeaff.runtime.pipeline.stream_threads import candidates, measure_steps
+from edgeaff.runtime.pipeline.tuning import smallest_within
 
 
 @pytest.fixture(autouse=True)
@@ -32,9 +33,9 @@ def test_candidates_double_up_to_the_cores() -> None:
 
 
 def test_the_fewest_threads_near_the_fastest_win() -> None:
-    assert pick_threads({1: 5.11, 2: 3.37}) == 2  # weights beyond the caches: a second thread draws more bandwidth
-    assert pick_threads({1: 0.35, 2: 0.43}) == 1
-    assert pick_threads({1: 1.02, 2: 1.0, 4: 0.995}) == 1  # within 3%: the fewest
+    assert smallest_within({1: 5.11, 2: 3.37}) == 2  # weights beyond the caches: a second thread draws more bandwidth
+    assert smallest_within({1: 0.35, 2: 0.43}) == 1
+    assert smallest_within({1: 1.02, 2: 1.0, 4: 0.995}) == 1  # within 3%: the fewest
 
 
 def test_each_candidate_is_timed_in_alternating_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -63,7 +64,7 @@ def test_the_choice_is_measured_once_and_cached(tmp_path: Path, monkeypatch: pyt
     again = tuned_stream_threads(bundle, BackendOptions(), on_note=notes.append)
     assert first.source == "measured" and again.source == "cache" and len(notes) == 1
     assert set(first.ms_per_step) == {1, 2} and all(ms > 0 for ms in first.ms_per_step.values())
-    assert again.threads == first.threads == pick_threads(first.ms_per_step)
+    assert again.threads == first.threads == smallest_within(first.ms_per_step)
     files = list((tmp_path / "cache" / "tuning").glob("*.json"))
     assert len(files) == 1 and json.loads(files[0].read_text())["threads"] == first.threads
     # --threads wins, tune=False and a single core measure nothing

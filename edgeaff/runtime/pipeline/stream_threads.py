@@ -16,11 +16,12 @@ one fold's fit, and waking a second thread costs more than it gains (0.80×). Wh
 on depends on the machine's caches and memory, so :func:`tuned_stream_threads` measures it: it opens the streaming
 graph at each candidate thread count (1, then doubling up to the cores this process may use), runs a few untimed
 updates, then :data:`ROUNDS` rounds of :data:`STEPS` updates in alternating order, and keeps the fewest threads
-whose fastest round's median is within :data:`TOLERANCE` of the best. The choice is cached beside the batch sizes
-(:mod:`edgeaff.runtime.pipeline.tuning`, same key facts and the same rule for a busy machine: a choice measured
-while the machine is oversubscribed is not written, and holds for this process only, so later pipelines and
-``edgeaff bench``'s own sessions reuse it rather than measure again); ``--threads`` or
-``tune=False`` skip it (``tune=False``: :func:`~edgeaff.runtime.backends.cpu_threads.graph_threads`'s default of 1).
+whose fastest round's median is within :data:`~edgeaff.runtime.pipeline.tuning.TOLERANCE` of the best
+(:func:`~edgeaff.runtime.pipeline.tuning.smallest_within`, the batch sizes' rule). The choice is cached beside the
+batch sizes (:mod:`edgeaff.runtime.pipeline.tuning`, same key facts and the same rule for a busy machine: a choice
+measured while the machine is oversubscribed is not written, and holds for this process only, so later pipelines and
+``edgeaff bench``'s own sessions reuse it rather than measure again); ``--threads`` or ``tune=False`` skip it
+(``tune=False``: :func:`~edgeaff.runtime.backends.cpu_threads.graph_threads`'s default of 1).
 """
 
 from __future__ import annotations
@@ -47,13 +48,13 @@ from edgeaff.runtime.pipeline.tuning import (
     machine_facts,
     quiet_machine,
     read_cached,
+    smallest_within,
     write_cached,
 )
 
 ROLE = "temporal_stream"
 STEPS = 40
 ROUNDS = 3
-TOLERANCE = 0.03
 THREADS_FORMAT = "edgeaff-stream-threads"
 SEED = 11
 
@@ -97,19 +98,6 @@ def candidates(cores: int) -> tuple[int, ...]:
     if cores > 1:
         counts.append(cores)
     return tuple(counts)
-
-
-def pick_threads(ms_per_step: Mapping[int, float], *, tolerance: float = TOLERANCE) -> int:
-    """The fewest threads whose time per update is within ``tolerance`` of the fastest.
-
-    Example:
-        >>> pick_threads({1: 5.1, 2: 3.4})
-        2
-        >>> pick_threads({1: 0.35, 2: 0.43})
-        1
-    """
-    fastest = min(ms_per_step.values())
-    return min(count for count, ms in ms_per_step.items() if ms <= fastest * (1.0 + tolerance))
 
 
 def measure_steps(
@@ -200,7 +188,7 @@ def tuned_stream_threads(
             count: functools.partial(runner.infer, feed) for count, runner in runners.items()
         }
         timings = measure_steps(calls)
-    measured = ThreadChoice(pick_threads(timings), "measured", timings, key)
+    measured = ThreadChoice(smallest_within(timings), "measured", timings, key)
     if quiet_machine():
         write_cached(key, THREADS_FORMAT, measured.to_dict())
     else:

@@ -119,15 +119,16 @@ def measure_batches(
     return {batch: float(min(values)) for batch, values in samples.items()}
 
 
-def pick_batch(ms_per_item: Mapping[int, float], *, tolerance: float = TOLERANCE) -> int:
-    """The smallest batch whose time per item is within ``tolerance`` of the fastest.
+def smallest_within(timings: Mapping[int, float], *, tolerance: float = TOLERANCE) -> int:
+    """The smallest setting (batch size, thread count) whose time is within ``tolerance`` of the fastest: a larger
+    one would hold more frames, memory or cores for a gain the measurement cannot tell from noise.
 
     Example:
-        >>> pick_batch({8: 12.0, 16: 10.2, 32: 10.0, 64: 9.95})
+        >>> smallest_within({8: 12.0, 16: 10.2, 32: 10.0, 64: 9.95})
         16
     """
-    fastest = min(ms_per_item.values())
-    return min(batch for batch, ms in ms_per_item.items() if ms <= fastest * (1.0 + tolerance))
+    fastest = min(timings.values())
+    return min(setting for setting, ms in timings.items() if ms <= fastest * (1.0 + tolerance))
 
 
 def synthetic_feed(role: str, runner: Runner, batch: int) -> dict[str, np.ndarray]:
@@ -222,7 +223,7 @@ def tuned_batch(
         on_note(f"note: measuring the {role} graph's batch size on this machine (once; cached in {cache_file(key)})")
     feeds = {batch: synthetic_feed(role, runner, batch) for batch in CANDIDATES}
     timings = measure_batches(lambda batch: runner.infer(feeds[batch]))
-    measured = BatchChoice(role, pick_batch(timings), "measured", timings, key)
+    measured = BatchChoice(role, smallest_within(timings), "measured", timings, key)
     if quiet_machine():
         write_cached(key, TUNING_FORMAT, measured.to_dict())
     elif on_note is not None:
