@@ -32,8 +32,8 @@ Measured 2026-12-06 with ``benchmarks/pipeline_ab.py`` on a quiet machine
 AVX-512/VNNI/BF16, 2 vCPUs, 1-minute load 1.4-3.1, ONNX Runtime 1.32; 3 alternating rounds, medians): off 25.7 and
 24.9 frames/s, spinning that stops after each run 21.8, spinning as ONNX Runtime does it 18.7. Off is 1.37× the
 plain spinning and 1.14× the stopping form, so it stays the default. In stream mode (same bundle and file) spinning
-only the streaming graph left the pipeline unchanged (25.8 against 25.7 frames/s): its update is about 2% of a
-frame's time there, although spinning makes that update alone 1.2× faster back to back. An earlier run on a loaded
+only the streaming graph left the pipeline unchanged (25.8 against 25.7 frames/s): its update is 0.5 ms of a frame's
+38.8 ms there (1.3%), although spinning makes that update alone 1.2× faster back to back. An earlier run on a loaded
 Intel Xeon (AVX-512/VNNI/AMX, load 9-11) pointed the same way: off 23.3 and 47.8 frames/s against 21.4 and 29.7 with
 plain spinning.
 """
